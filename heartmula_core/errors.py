@@ -1,0 +1,21 @@
+"""Error types users see. Each message names the file or input at fault and what to do."""
+
+
+class HeartMuLaError(Exception):
+    """Base class of every error this library raises on purpose (bad input, bad files)."""
+
+
+class CheckpointError(HeartMuLaError):
+    """A checkpoint folder or weight file is missing, malformed or does not fit the model."""
+
+
+class PromptError(HeartMuLaError):
+    """Tags or lyrics cannot be turned into a prompt (empty, too long for the context)."""
+
+
+class CodesError(HeartMuLaError):
+    """A codes tensor or codes file has the wrong shape, dtype or values."""
+
+
+class GenerationCancelled(HeartMuLaError):
+    """Raised by the default cancel check; callers may pass their own check that raises anything."""
