@@ -1,0 +1,160 @@
+"""Llama building blocks with an external static KV cache, in the manner of gpt-fast.
+
+Parameter names follow the checkpoints (torchtune's Llama naming): attn.{q,k,v,output}_proj,
+mlp.w1 (gate) / w3 (up) / w2 (down), sa_norm.scale, mlp_norm.scale, norm.scale.
+Caches, RoPE tables and masks are not module state: a generation allocates them (see
+``TransformerState``) on the device it runs on and drops them afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import LlamaConfig
+
+
+class RMSNorm(nn.Module):
+    """RMS norm computed in float32 with a learned ``scale`` (the checkpoints' name)."""
+
+    def __init__(self, dim: int, eps: float, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.empty(dim, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
+        return normed * self.scale.to(x.dtype)
+
+
+def llama3_inv_freq(cfg: LlamaConfig, device=None) -> torch.Tensor:
+    """Inverse RoPE frequencies with Llama-3 long-context scaling (per pair of channels)."""
+    dim = cfg.head_dim
+    inv = 1.0 / (cfg.rope_base ** (torch.arange(0, dim, 2, device=device)[: dim // 2].float() / dim))
+    low_wavelen = cfg.original_context / cfg.low_freq_factor
+    high_wavelen = cfg.original_context / cfg.high_freq_factor
+    wavelen = 2 * math.pi / inv
+    smooth = (cfg.original_context / wavelen - cfg.low_freq_factor) / (cfg.high_freq_factor - cfg.low_freq_factor)
+    blended = (1 - smooth) * inv / cfg.scale_factor + smooth * inv
+    scaled = torch.where(wavelen > low_wavelen, inv / cfg.scale_factor, blended)
+    return torch.where(wavelen < high_wavelen, inv, scaled)
+
+
+def rope_table(cfg: LlamaConfig, length: int, device) -> torch.Tensor:
+    """[length, head_dim // 2, 2] cos/sin for positions 0..length-1 (float32)."""
+    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), llama3_inv_freq(cfg, device))
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs of x [B, S, H, D] by table [S, D/2, 2] (already indexed by position)."""
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    cos, sin = table[None, :, None, :, 0], table[None, :, None, :, 1]
+    a, b = pairs[..., 0], pairs[..., 1]
+    out = torch.stack([a * cos - b * sin, b * cos + a * sin], dim=-1)
+    return out.flatten(-2).type_as(x)
+
+
+class KVCache:
+    """Preallocated keys/values [B, kv_heads, max_len, head_dim]; written in place by position index."""
+
+    def __init__(self, batch: int, kv_heads: int, max_len: int, head_dim: int, device, dtype):
+        shape = (batch, kv_heads, max_len, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        self.k.index_copy_(2, input_pos, k)
+        self.v.index_copy_(2, input_pos, v)
+        return self.k, self.v
+
+
+@dataclass
+class TransformerState:
+    """Everything one generation needs besides weights: caches, RoPE table, causal mask."""
+
+    caches: list[KVCache]
+    rope: torch.Tensor  # [max_len, head_dim/2, 2]
+    causal: torch.Tensor  # [max_len, max_len] bool
+
+    @classmethod
+    def allocate(cls, cfg: LlamaConfig, batch: int, max_len: int, device, dtype) -> "TransformerState":
+        caches = [KVCache(batch, cfg.num_kv_heads, max_len, cfg.head_dim, device, dtype) for _ in range(cfg.num_layers)]
+        causal = torch.ones(max_len, max_len, dtype=torch.bool, device=device).tril()
+        return cls(caches, rope_table(cfg, max_len, device), causal)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: LlamaConfig, ops):
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.q_proj = ops.Linear(cfg.embed_dim, cfg.num_heads * hd, bias=False)
+        self.k_proj = ops.Linear(cfg.embed_dim, cfg.num_kv_heads * hd, bias=False)
+        self.v_proj = ops.Linear(cfg.embed_dim, cfg.num_kv_heads * hd, bias=False)
+        self.output_proj = ops.Linear(cfg.num_heads * hd, cfg.embed_dim, bias=False)
+
+    def forward(self, x, input_pos, cache: KVCache, rope, mask):
+        b, s, _ = x.shape
+        cfg, hd = self.cfg, self.cfg.head_dim
+        q = apply_rope(self.q_proj(x).view(b, s, cfg.num_heads, hd), rope).transpose(1, 2)
+        k = apply_rope(self.k_proj(x).view(b, s, cfg.num_kv_heads, hd), rope).transpose(1, 2)
+        v = self.v_proj(x).view(b, s, cfg.num_kv_heads, hd).transpose(1, 2)
+        k, v = cache.update(input_pos, k, v)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask[None, None], enable_gqa=cfg.num_heads != cfg.num_kv_heads
+        )
+        return self.output_proj(out.transpose(1, 2).reshape(b, s, cfg.num_heads * hd))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: LlamaConfig, ops):
+        super().__init__()
+        self.w1 = ops.Linear(cfg.embed_dim, cfg.intermediate_dim, bias=False)
+        self.w3 = ops.Linear(cfg.embed_dim, cfg.intermediate_dim, bias=False)
+        self.w2 = ops.Linear(cfg.intermediate_dim, cfg.embed_dim, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LlamaConfig, ops):
+        super().__init__()
+        self.sa_norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
+        self.attn = Attention(cfg, ops)
+        self.mlp_norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
+        self.mlp = FeedForward(cfg, ops)
+
+    def forward(self, x, input_pos, cache, rope, mask):
+        h = x + self.attn(self.sa_norm(x), input_pos, cache, rope, mask)
+        return h + self.mlp(self.mlp_norm(h))
+
+
+class Transformer(nn.Module):
+    """A Llama decoder stack without token embedding or output layer (HeartMuLa feeds vectors)."""
+
+    def __init__(self, cfg: LlamaConfig, ops=None):
+        super().__init__()
+        ops = ops or nn
+        self.cfg = cfg
+        self.layers = nn.ModuleList(Block(cfg, ops) for _ in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
+
+    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, state: TransformerState) -> torch.Tensor:
+        """x [B, S, D] at positions input_pos [S] -> normalised hidden states [B, S, D]."""
+        rope = state.rope[input_pos]
+        mask = state.causal[input_pos]
+        for layer, cache in zip(self.layers, state.caches):
+            x = layer(x, input_pos, cache, rope, mask)
+        return self.norm(x)
+
+
+def default_operations() -> SimpleNamespace:
+    return SimpleNamespace(Linear=nn.Linear, Embedding=nn.Embedding)

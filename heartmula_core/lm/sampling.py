@@ -1,0 +1,29 @@
+"""Top-k / temperature sampling that stays on the device (no host synchronisation).
+
+A categorical draw is taken as argmax(p / q) with q ~ Exponential(1): the exponential race gives
+exactly the softmax distribution, needs no cumulative sums, and draws one noise tensor shaped like
+the probabilities from the caller's generator, the same draws the reference implementation makes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """logits [N, V] -> token ids [N] (int64)."""
+    logits = logits.float() / temperature
+    k = min(int(top_k), logits.shape[-1])
+    kth_best = torch.topk(logits, k, dim=-1).values[..., -1:]
+    logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    probs = torch.softmax(torch.log_softmax(logits, dim=-1), dim=-1)
+    race = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    return torch.argmax(probs / race, dim=-1)
+
+
+def guide(logits: torch.Tensor, songs: int, cfg_scale: float | None) -> torch.Tensor:
+    """Rows [cond_0..cond_B-1, uncond_0..uncond_B-1] -> guided rows [B]; no-op without CFG."""
+    if cfg_scale is None:
+        return logits
+    cond, uncond = logits[:songs], logits[songs:]
+    return uncond + (cond - uncond) * cfg_scale
