@@ -33,7 +33,7 @@ ROOT_REPO = "HeartMuLa/HeartMuLaGen"  # holds the shared tokenizer.json and gen_
 
 def download_hint(folder: Path) -> str:
     repo = {**LM_REPOS, **CODEC_REPOS}.get(folder.name, LM_REPOS["HeartMuLa-oss-3B"])
-    return f"Download it with: huggingface-cli download {repo} --local-dir \"{folder}\""
+    return f"Download it with: hf download {repo} --local-dir \"{folder}\""
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -68,7 +68,7 @@ def _find_beside(folder: Path, name: str) -> Path:
             return candidate
     raise CheckpointError(
         f"{name} not found in {folder} or {folder.parent}. It ships in the root of the HeartMuLa download: "
-        f"huggingface-cli download {ROOT_REPO} {name} --local-dir \"{folder.parent}\""
+        f"hf download {ROOT_REPO} {name} --local-dir \"{folder.parent}\""
     )
 
 

@@ -1,0 +1,92 @@
+"""`python -m heartmula_core sample`: lyrics + tags -> codes file (the LM half of the pipeline)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+from .runtime import pick_device, pick_dtype
+
+
+def add_sample_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `sample` and `generate` (a public interface: keep names stable)."""
+    p.add_argument("--model-dir", required=True, help="HeartMuLa LM folder (or the root that holds it)")
+    p.add_argument("--tags", required=True, help="style tags, or a file holding them")
+    p.add_argument("--lyrics", required=True, help="lyrics, or a file holding them")
+    p.add_argument("--seconds", type=float, default=30.0, help="maximum length; round(S x 12.5) frames")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--cfg", type=float, default=1.5, help="classifier-free guidance scale (1.0 = off)")
+    p.add_argument("--batch", type=int, default=1, help="independent songs sampled together")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+
+
+class TerminalProgress:
+    """A one-line progress bar on a terminal; silent when output is redirected."""
+
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label, self.stream = label, stream
+        self.enabled = stream.isatty()
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:.1f}/s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def run_sampling(args):
+    """Load the LM and sample; returns (codes, lengths, summary line)."""
+    from .checkpoints import load_lm
+    from .lm.generate import frames_for_seconds, generate
+    from .prompt import build_prompt
+
+    device = pick_device(args.device)
+    dtype = pick_dtype(args.dtype, device)
+    lm = load_lm(args.model_dir, device=device, dtype=dtype)
+    prompt = build_prompt(lm.tokenizer, lm.gen_config, args.tags, args.lyrics)
+    max_frames = frames_for_seconds(args.seconds)
+    progress = TerminalProgress("sampling")
+    result = generate(lm.model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id,
+                      temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg,
+                      batch_size=args.batch, seed=args.seed, device=device, on_frame=progress)
+    frames = int(result.frames_run)
+    fps = (frames - 1) / result.frame_seconds if result.frame_seconds > 0 else float("inf")
+    summary = (f"sampled {args.batch} song(s), lengths {result.lengths.tolist()} frames "
+               f"({[round(n / 12.5, 2) for n in result.lengths.tolist()]} s), {fps:.1f} frames/s "
+               f"({result.ms_per_frame:.1f} ms/frame, prompt {result.prompt_seconds * 1000:.0f} ms) "
+               f"on {device} {str(dtype).replace('torch.', '')}")
+    return result.codes, result.lengths, summary
+
+
+def cmd_sample(args) -> int:
+    from .codes_file import save_codes
+
+    codes, lengths, summary = run_sampling(args)
+    save_codes(args.codes_out, codes, lengths)
+    print(f"{summary}; wrote {args.codes_out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sample", help="lyrics + tags -> codes.safetensors")
+    add_sample_options(p)
+    p.add_argument("--codes-out", required=True, help="output .safetensors with codes [B,8,T] and lengths [B]")
+    p.set_defaults(func=cmd_sample)
+
+
+__all__ = ["register", "add_sample_options", "run_sampling", "TerminalProgress"]
