@@ -103,11 +103,16 @@ def test_half_of_a_weight_norm_pair_is_reported(tmp_path):
 def test_missing_folder_config_and_weights(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_codec(tmp_path / "nope")
-    with pytest.raises(CheckpointError, match="config.json is missing"):
+    with pytest.raises(CheckpointError, match="has no config.json; point to a HeartCodec folder"):
         load_codec(tmp_path)
     shutil.copy(CODEC_DIR / "config.json", tmp_path / "config.json")
-    with pytest.raises(CheckpointError, match="no .safetensors file"):
+    with pytest.raises(CheckpointError, match="No weights in .*expected model.safetensors"):
         load_codec(tmp_path)
+
+
+def test_root_folder_with_one_codec_is_accepted():
+    codec = load_codec(CODEC_DIR.parent)
+    assert codec.folder == CODEC_DIR
 
 
 def test_config_defaults_and_bad_fields(tmp_path):

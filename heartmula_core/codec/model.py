@@ -47,36 +47,46 @@ def build_codec(config: CodecConfig, operations=None) -> HeartCodec:
         return HeartCodec(config, operations or nn)
 
 
-def _weight_files(folder: Path) -> list[Path]:
-    single = folder / "model.safetensors"
-    if single.is_file():
-        return [single]
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise CheckpointError(
-            f"{folder} holds no .safetensors file. A HeartCodec folder needs config.json and model.safetensors "
-            "(download HeartMuLa/HeartCodec-oss)."
-        )
-    return files
+def resolve_codec_folder(path: str | Path) -> Path:
+    """Accept the HeartCodec folder itself, or a root (e.g. the HeartMuLa download) holding exactly one."""
+    from ..checkpoints import download_hint, list_codec_folders
+
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise CheckpointError(f"HeartCodec folder {folder} does not exist. {download_hint(folder)}")
+    if (folder / "config.json").is_file():
+        return folder
+    inner = list_codec_folders(folder)
+    if len(inner) == 1:
+        return folder / inner[0]
+    raise CheckpointError(
+        f"{folder} has no config.json"
+        + (f" and holds several HeartCodec folders ({', '.join(inner)}): pick one" if inner
+           else "; point to a HeartCodec folder such as HeartCodec-oss")
+        + f". {download_hint(folder / 'HeartCodec-oss')}"
+    )
 
 
 def load_codec(folder: str | Path, device="cpu", dtype: torch.dtype = torch.float32, operations=None) -> HeartCodec:
-    """Load a HeartCodec folder (config.json + model.safetensors) onto ``device``.
+    """Load a HeartCodec folder (config.json + model.safetensors), or a root holding one, onto ``device``.
+
+    Each tensor goes from disk to ``device`` on its own, so no full CPU copy is ever held.
 
     ``dtype`` applies to the flow-matching transformer only; everything else is float32.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"HeartCodec folder {folder} does not exist (expected config.json + model.safetensors).")
+    from ..checkpoints import weight_files
+
+    folder = resolve_codec_folder(folder)
     if dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"dtype must be one of {SUPPORTED_DTYPES}, got {dtype}")
     config = CodecConfig.from_folder(folder)
     model = build_codec(config, operations)
-    source = WeightNormFoldingSource(TensorSource.from_files(_weight_files(folder)))
+    device = torch.device(device)
+    source = WeightNormFoldingSource(TensorSource.from_files(weight_files(folder)), device)
 
     def dtype_for(key: str) -> torch.dtype:
         return dtype if key.startswith("flow_matching.estimator.") else torch.float32
 
     load_into(model, source, dtype_for, ignore=is_ignored_key)
     model.folder = folder
-    return model.to(device)
+    return model

@@ -28,11 +28,15 @@ def unfold_key(weight_key: str, naming: str) -> tuple[str, str]:
 
 
 class WeightNormFoldingSource(TensorSource):
-    """Wraps a TensorSource; every (g, v) pair appears as one folded ``<module>.weight`` key."""
+    """Wraps a TensorSource; every (g, v) pair appears as one folded ``<module>.weight`` key.
 
-    def __init__(self, base: TensorSource):
+    Tensors are handed out on ``device`` (staged one at a time through CPU memory).
+    """
+
+    def __init__(self, base: TensorSource, device: torch.device | str = "cpu"):
         super().__init__(base.entries, base.description)
         self.base = base
+        self.device = torch.device(device)
         self.folded: dict[str, tuple[str, str]] = {}
         names = set(base.keys())
         paired: set[str] = set()
@@ -67,8 +71,10 @@ class WeightNormFoldingSource(TensorSource):
         return self.base.shape(key)
 
     def load(self, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-        if key not in self.folded:
-            return self.base.load(key, dtype)
+        tensor = self._load_folded(key, dtype) if key in self.folded else self.base.load(key, dtype)
+        return tensor.to(self.device)
+
+    def _load_folded(self, key: str, dtype: torch.dtype | None) -> torch.Tensor:
         g_key, v_key = self.folded[key]
         g = self.base.load(g_key, torch.float32)
         v = self.base.load(v_key, torch.float32)
