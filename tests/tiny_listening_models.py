@@ -158,3 +158,83 @@ def _wire_decoder_chain(model, chain: dict[int, int], timed_end_after: int, time
     head[timed_end] += 20.0 * rows[timed_end_after]
     head[eot] += 10.0 * rows[timed_end_after]
     head[eot] += 20.0 * rows[timed_end]
+
+
+CLAP_RATE = 8000  # the tiny CLAP hears 1 s windows at 8 kHz
+
+
+def build_tiny_clap(folder: Path, fusion: bool = False) -> Path:
+    """Save a random-weight CLAP (2-stage HTSAT, 1-layer RoBERTa, 16-d embeddings) with its processor."""
+    from tokenizers import processors
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapProcessor,
+        ClapTextConfig,
+        RobertaTokenizerFast,
+    )
+
+    folder = Path(folder)
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    for ch in _byte_alphabet():
+        vocab[ch] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tokenizer = RobertaTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=60,
+    )
+
+    text_config = ClapTextConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    audio_config = ClapAudioConfig(
+        window_size=4,
+        num_mel_bins=16,
+        spec_size=64,
+        patch_size=4,
+        patch_stride=(4, 4),
+        depths=[1, 1],
+        num_attention_heads=[2, 2],
+        hidden_size=32,
+        patch_embeds_hidden_size=16,
+        enable_fusion=fusion,
+        fusion_type="aff_2d" if fusion else None,
+        num_hidden_layers=2,
+    )
+    config = ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(), projection_dim=16)
+    torch.manual_seed(1)
+    model = ClapModel(config).eval()
+    model.save_pretrained(str(folder))
+    extractor = ClapFeatureExtractor(
+        feature_size=16,
+        sampling_rate=CLAP_RATE,
+        hop_length=80,
+        max_length_s=1,
+        fft_window_size=256,
+        frequency_max=4000,
+        truncation="fusion" if fusion else "rand_trunc",
+        padding="repeatpad",
+    )
+    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(folder))
+    return folder

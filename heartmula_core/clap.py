@@ -1,0 +1,162 @@
+"""CLAP scoring: how well a song matches a text description (cosine of audio and text embeddings).
+
+Any CLAP checkpoint in Hugging Face format loads (``transformers`` ClapModel + ClapProcessor), e.g.
+a music CLAP such as larger_clap_music; HeartCLAP can use the same path once its weights are
+published in that format.
+
+CLAP hears a fixed window (``max_length_s`` of its feature extractor, 10 s for the LAION models).
+A song is cut into consecutive windows of exactly that length, the last one aligned to the song's
+end (so it overlaps its neighbour instead of being padded); each window is scored against the text
+and the song's score is the mean. Every window gets ``is_longer = False``: no window exceeds the
+model's length, and the extractor's habit of marking a random clip as "longer" when none is would
+make scores depend on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import HeartMuLaError
+from .hf_folders import check_hf_folder, from_pretrained_options
+
+
+@dataclass
+class LoadedClap:
+    model: torch.nn.Module  # ClapModel
+    processor: object  # ClapProcessor
+    folder: Path
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.processor.feature_extractor.sampling_rate)
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.processor.feature_extractor.nb_max_samples)
+
+
+def load_clap(folder: str | Path, dtype: torch.dtype = torch.float32) -> LoadedClap:
+    """Load a CLAP folder on the CPU in ``dtype``; an unknown folder layout is a CheckpointError."""
+    folder = check_hf_folder(folder, "CLAP", ("clap",))
+    from transformers import ClapModel, ClapProcessor
+
+    model = ClapModel.from_pretrained(str(folder), **from_pretrained_options(dtype))
+    processor = ClapProcessor.from_pretrained(str(folder), local_files_only=True)
+    model.eval()
+    return LoadedClap(model=model, processor=processor, folder=folder)
+
+
+def to_mono(waveform: torch.Tensor, sample_rate: int, target_rate: int) -> torch.Tensor:
+    """AUDIO waveform [B, C, N] -> float32 mono [B, N'] at ``target_rate``."""
+    if not isinstance(waveform, torch.Tensor) or waveform.dim() != 3:
+        shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
+        raise HeartMuLaError(f"CLAP Score: AUDIO waveform must be a tensor [batch, channels, samples], got {shape}.")
+    if int(sample_rate) <= 0:
+        raise HeartMuLaError(f"CLAP Score: AUDIO sample_rate must be positive, got {sample_rate}.")
+    mono = waveform.detach().to("cpu", torch.float32).mean(dim=1)
+    if int(sample_rate) != int(target_rate):
+        import torchaudio.functional as AF
+
+        mono = AF.resample(mono, int(sample_rate), int(target_rate))
+    return mono
+
+
+def window_starts(num_samples: int, window: int) -> list[int]:
+    """Start of each scoring window: every ``window`` samples, the last one ending at the song's end."""
+    if num_samples <= window:
+        return [0]
+    starts = list(range(0, num_samples - window + 1, window))
+    if starts[-1] + window < num_samples:
+        starts.append(num_samples - window)
+    return starts
+
+
+def _pooled(output) -> torch.Tensor:
+    """transformers 4.x returns the embedding tensor, 5.x a model output whose pooler_output it is."""
+    tensor = output if isinstance(output, torch.Tensor) else output.pooler_output
+    return torch.nn.functional.normalize(tensor.float(), dim=-1)
+
+
+@torch.no_grad()
+def embed_texts(model, processor, texts: Sequence[str]) -> torch.Tensor:
+    """Unit-length text embeddings [T, D], one text at a time so padding never changes a result."""
+    device = next(model.parameters()).device
+    rows = []
+    for text in texts:
+        tokens = processor.tokenizer([text], return_tensors="pt", truncation=True)
+        tokens = {k: v.to(device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        rows.append(_pooled(model.get_text_features(**tokens)))
+    return torch.cat(rows).cpu()
+
+
+@torch.no_grad()
+def embed_windows(model, processor, windows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Unit-length audio embeddings [W, D] of mono windows at the model's rate."""
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    features = processor.feature_extractor(
+        [w.numpy() for w in windows], sampling_rate=processor.feature_extractor.sampling_rate, return_tensors="pt"
+    )
+    input_features = features["input_features"].to(device=device, dtype=dtype)
+    is_longer = torch.zeros(len(windows), 1, dtype=torch.bool, device=device)
+    return _pooled(model.get_audio_features(input_features=input_features, is_longer=is_longer)).cpu()
+
+
+def clap_scores(
+    model,
+    processor,
+    waveform: torch.Tensor,
+    sample_rate: int,
+    texts: Sequence[str],
+    windows_per_batch: int = 16,
+    on_batch: Callable[[int, int], None] | None = None,
+    check_cancel: Callable[[], None] | None = None,
+) -> list[float]:
+    """Mean cosine similarity per song of an AUDIO batch [B, C, N] with its text, each in [-1, 1].
+
+    ``texts``: one text for all songs or one per song. Trailing exact zeros (the padding of shorter
+    songs in a batch) are not scored.
+    """
+    texts = [str(t) for t in texts]
+    batch = waveform.shape[0] if isinstance(waveform, torch.Tensor) else 0
+    if len(texts) == 1 and batch > 1:
+        texts = texts * batch
+    model_rate = int(processor.feature_extractor.sampling_rate)
+    mono = to_mono(waveform, sample_rate, model_rate)
+    if len(texts) != mono.shape[0]:
+        raise HeartMuLaError(
+            f"CLAP Score: got {len(texts)} texts for {mono.shape[0]} songs. Give one text for all or one per song."
+        )
+    if any(not t.strip() for t in texts):
+        raise HeartMuLaError("CLAP Score: the text to compare with is empty. Type a description or connect a prompt.")
+
+    window = int(processor.feature_extractor.nb_max_samples)
+    owners, clips = [], []
+    for song, wave in enumerate(mono):
+        nonzero = torch.nonzero(wave).flatten()
+        wave = wave[: int(nonzero[-1]) + 1] if nonzero.numel() else wave[:window]
+        for start in window_starts(wave.numel(), window):
+            owners.append(song)
+            clips.append(wave[start : start + window])
+
+    unique = sorted(set(texts))
+    text_embeds = embed_texts(model, processor, unique)
+    text_of_song = torch.stack([text_embeds[unique.index(t)] for t in texts])
+
+    sums = torch.zeros(mono.shape[0], dtype=torch.float64)
+    counts = torch.zeros(mono.shape[0], dtype=torch.float64)
+    for first in range(0, len(clips), windows_per_batch):
+        audio = embed_windows(model, processor, clips[first : first + windows_per_batch])
+        idx = torch.tensor(owners[first : first + windows_per_batch])
+        cosine = (audio * text_of_song[idx]).sum(dim=-1).double()
+        sums.index_add_(0, idx, cosine)
+        counts.index_add_(0, idx, torch.ones_like(cosine))
+        if on_batch is not None:
+            on_batch(min(first + windows_per_batch, len(clips)), len(clips))
+        if check_cancel is not None:
+            check_cancel()
+    return [float(max(-1.0, min(1.0, s))) for s in (sums / counts).tolist()]
