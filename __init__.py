@@ -1,0 +1,68 @@
+"""ComfyUI entry point of the HeartMuLa node pack (V3 API: ``comfy_entrypoint``).
+
+Importing this file is cheap: it registers the ``HeartMuLa`` model folder and defines the entry
+point; node modules (and torch models) are imported only when ComfyUI asks for the node list.
+Outside ComfyUI (pytest, packaging tools) the host imports fail and nothing is registered.
+
+One node style only: defining NODE_CLASS_MAPPINGS here would make ComfyUI ignore comfy_entrypoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+try:  # the host's modules exist only inside ComfyUI
+    import folder_paths
+    from comfy_api.latest import ComfyExtension
+except ImportError:
+    folder_paths = None
+    ComfyExtension = None
+
+log = logging.getLogger("HeartMuLa")
+
+# Modules of nodes/ and whether the pack is useless without them.
+CORE_MODULES = ("loaders", "conditioning", "sampling", "decoding", "codes_io")
+OPTIONAL_MODULES = ("transcription", "scoring")
+
+
+def node_classes() -> list:
+    """Every node class that imports and whose schema builds. A failing module or node is logged and
+    left out; it never hides the others."""
+    nodes = []
+    for name in CORE_MODULES + OPTIONAL_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.nodes.{name}")
+        except ModuleNotFoundError as exc:
+            if name in OPTIONAL_MODULES and exc.name == f"{__name__}.nodes.{name}":
+                continue  # an optional part this checkout does not have
+            log.exception("HeartMuLa: nodes/%s.py could not be imported; its nodes are unavailable", name)
+            continue
+        except Exception:
+            log.exception("HeartMuLa: nodes/%s.py could not be imported; its nodes are unavailable", name)
+            continue
+        for node in getattr(module, "NODES", []):
+            try:
+                node.GET_SCHEMA()
+            except Exception:
+                log.exception("HeartMuLa: node %s has a broken schema and is left out", node.__name__)
+                continue
+            nodes.append(node)
+    return nodes
+
+
+if ComfyExtension is not None:
+    from .nodes import model_folders
+
+    model_folders.register()
+
+    class HeartMuLaExtension(ComfyExtension):
+        async def get_node_list(self) -> list:
+            return node_classes()
+
+
+async def comfy_entrypoint():
+    """Called by ComfyUI (>= 0.3.48) after importing the pack."""
+    if ComfyExtension is None:
+        raise RuntimeError("The HeartMuLa nodes run inside ComfyUI (comfy_api.latest not found).")
+    return HeartMuLaExtension()

@@ -1,0 +1,126 @@
+"""Save / Load HeartMuLa Codes: audio tokens to and from safetensors files in ComfyUI's output and
+input folders, to re-decode a take (another seed, more steps) without running the LM again.
+
+The file format is the core's (heartmula_core/codes_file.py), shared with
+``python -m heartmula_core sample`` / ``decode``: tensors ``codes`` [B, 8, T] and ``lengths`` [B].
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..heartmula_core.codes_file import load_codes, save_codes
+from ..heartmula_core.errors import CodesError
+from .types import CATEGORY, FRAME_RATE, CodesSocket, HeartMuLaCodes
+
+EXTENSION = ".safetensors"
+OUTPUT_SUFFIX = " [output]"  # ComfyUI's annotation for a file in the output folder
+
+
+def _inside(base: str, relative: str) -> Path:
+    """``base/relative``, refusing names that leave ``base`` (.., absolute paths, symlinks out)."""
+    base_real = os.path.realpath(base)
+    target = os.path.realpath(os.path.join(base_real, relative))
+    if os.path.commonpath([base_real, target]) != base_real or target == base_real:
+        raise CodesError(f"'{relative}' points outside {base}; use a name inside that folder.")
+    return Path(target)
+
+
+def read_codes(path: Path) -> HeartMuLaCodes:
+    codes, lengths = load_codes(path)
+    return HeartMuLaCodes(codes, lengths, FRAME_RATE, {"file": path.name})
+
+
+class SaveHeartMuLaCodes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="HeartMuLaSaveCodes",
+            display_name="Save HeartMuLa Codes",
+            category=CATEGORY,
+            description="Saves audio tokens to the output folder (safetensors), to decode them again later "
+                        "without re-running the LM.",
+            inputs=[
+                CodesSocket.Input("codes", tooltip="Audio tokens from the HeartMuLa Sampler."),
+                io.String.Input("filename_prefix", default="heartmula/codes",
+                                tooltip="File name prefix inside the output folder; a counter and "
+                                        ".safetensors are added. Subfolders are allowed, leaving the output "
+                                        "folder is not."),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, codes, filename_prefix: str) -> io.NodeOutput:
+        output_dir = folder_paths.get_output_directory()
+        _inside(output_dir, filename_prefix)  # our own check first: a clear message, no folder created
+        folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, output_dir)
+        name = f"{filename}_{counter:05}_{EXTENSION}"
+        path = _inside(output_dir, os.path.join(subfolder, name))
+        save_codes(path, codes.codes, codes.lengths)
+        return io.NodeOutput(ui={"heartmula_codes": [{"filename": name, "subfolder": subfolder, "type": "output"}]})
+
+
+def _list_codes_files() -> list[str]:
+    """Codes files in the input folder, then in the output folder (marked " [output]")."""
+    names = []
+    for base, suffix in ((folder_paths.get_input_directory(), ""),
+                         (folder_paths.get_output_directory(), OUTPUT_SUFFIX)):
+        if not os.path.isdir(base):
+            continue
+        for dirpath, _, files in sorted(os.walk(base)):
+            for file in sorted(files):
+                if file.endswith(EXTENSION):
+                    rel = os.path.relpath(os.path.join(dirpath, file), base).replace(os.sep, "/")
+                    names.append(rel + suffix)
+    return names
+
+
+def resolve_codes_file(name: str) -> Path:
+    if name.endswith(OUTPUT_SUFFIX):
+        base, relative = folder_paths.get_output_directory(), name[: -len(OUTPUT_SUFFIX)]
+    else:
+        base, relative = folder_paths.get_input_directory(), name
+    path = _inside(base, relative)
+    if not path.is_file():
+        raise CodesError(f"Codes file '{relative}' was not found in {base}. Pick one from the list (refresh the "
+                         "page after saving new codes).")
+    return path
+
+
+class LoadHeartMuLaCodes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="HeartMuLaLoadCodes",
+            display_name="Load HeartMuLa Codes",
+            category=CATEGORY,
+            description="Loads audio tokens saved by Save HeartMuLa Codes (input folder, or output folder "
+                        "entries marked [output]).",
+            inputs=[
+                io.Combo.Input("file", options=_list_codes_files(),
+                               tooltip="A .safetensors codes file in the input folder, or one saved in the "
+                                       "output folder (marked [output])."),
+            ],
+            outputs=[CodesSocket.Output(display_name="codes", tooltip="The saved audio tokens.")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, file: str):
+        try:
+            stat = resolve_codes_file(file).stat()
+            return f"{stat.st_mtime_ns}-{stat.st_size}"
+        except CodesError:
+            return ""
+
+    @classmethod
+    def execute(cls, file: str) -> io.NodeOutput:
+        return io.NodeOutput(read_codes(resolve_codes_file(file)))
+
+
+NODES = [SaveHeartMuLaCodes, LoadHeartMuLaCodes]

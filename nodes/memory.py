@@ -1,0 +1,97 @@
+"""Models on one GPU the ComfyUI way: ModelPatcher wrapping, load requests with our own memory
+estimates, progress bars and the Cancel check.
+
+Rules this module keeps (docs/ARCHITECTURE.md, "nodes/"):
+- models are built on the offload device and wrapped in a ModelPatcher; only ComfyUI moves them;
+- a node that runs a model first calls ``load_models_gpu([patcher], memory_required=estimate)``,
+  so ComfyUI evicts whatever else does not fit (the codec while the LM samples and vice versa),
+  then runs on ``patcher.load_device``;
+- layers come from ``comfy.ops`` so a model that does not fit is partially loaded and its other
+  weights are cast to the GPU on the fly.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.ops
+import comfy.utils
+
+DTYPE_CHOICES = ["auto", "bf16", "fp16", "fp32"]
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def lm_devices() -> tuple[torch.device, torch.device]:
+    """(load, offload) devices of the LM: the main torch device; RAM unless --highvram/--gpu-only."""
+    return mm.get_torch_device(), mm.unet_offload_device()
+
+
+def codec_devices() -> tuple[torch.device, torch.device]:
+    """(load, offload) devices of the codec: ComfyUI's VAE devices (honours --cpu-vae)."""
+    return mm.vae_device(), mm.vae_offload_device()
+
+
+def pick_dtype(choice: str, load_device) -> torch.dtype:
+    """``auto`` = bf16 where ComfyUI says the device runs it well, else fp32."""
+    if choice == "auto":
+        return torch.bfloat16 if mm.should_use_bf16(load_device) else torch.float32
+    if choice not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {choice!r}.")
+    return _DTYPES[choice]
+
+
+def layer_operations():
+    """Layers that skip weight init and can be cast on the fly when ComfyUI loads a model partially."""
+    return comfy.ops.disable_weight_init
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    return sum(t.nelement() * t.element_size() for t in module.state_dict().values())
+
+
+def wrap(model: torch.nn.Module, load_device, offload_device):
+    """Hand ``model`` (already on ``offload_device``) to ComfyUI's model management."""
+    model.eval()
+    return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device,
+                                            size=module_bytes(model))
+
+
+def load_for_inference(patcher, memory_required: int) -> torch.device:
+    """Ask ComfyUI to put ``patcher`` on its load device with ``memory_required`` bytes free for
+    activations; returns the device to run on."""
+    mm.load_models_gpu([patcher], memory_required=int(memory_required))
+    return patcher.load_device
+
+
+def check_cancel() -> None:
+    """Raises ComfyUI's InterruptProcessingException when the user pressed Cancel."""
+    mm.throw_exception_if_processing_interrupted()
+
+
+def progress_reporter(total: int) -> Callable[[int, int], None]:
+    """A ``(done, total)`` callback driving a ComfyUI progress bar on the running node."""
+    bar = comfy.utils.ProgressBar(total)
+
+    def report(done: int, new_total: int) -> None:
+        bar.update_absolute(done, new_total)
+
+    return report
+
+
+def lm_generation_bytes(config, batch_size: int, cfg_scale: float, positions: int, dtype: torch.dtype) -> int:
+    """Peak memory of one generation besides weights: KV caches of backbone and decoder for every
+    row (doubled under CFG), the causal mask, and the prompt pass's activations."""
+    elt = torch.empty((), dtype=dtype).element_size()
+    rows = batch_size * (2 if cfg_scale != 1.0 else 1)
+    bb, dec = config.backbone, config.decoder
+    kv = 2 * bb.num_layers * rows * positions * bb.num_kv_heads * bb.head_dim * elt
+    kv += 2 * dec.num_layers * rows * config.audio_num_codebooks * dec.num_kv_heads * dec.head_dim * elt
+    mask = positions * positions
+    activations = rows * positions * (3 * bb.intermediate_dim + 6 * bb.embed_dim) * elt
+    scores = rows * bb.num_heads * positions * positions * 4
+    logits = rows * config.audio_vocab_size * 4 * 4
+    return int(kv + mask + activations + scores + logits)

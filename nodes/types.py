@@ -1,0 +1,77 @@
+"""What flows along the graph: the socket types of the pack and the objects they carry.
+
+Every socket carries a whole batch (B songs in, B results out). Tensors handed between nodes live
+on the CPU; models live in ModelPatchers so ComfyUI decides what sits in VRAM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from comfy_api.latest import io
+
+CATEGORY = "audio/HeartMuLa"
+SAMPLE_RATE = 48000  # HeartCodec output
+FRAME_RATE = 12.5  # code frames per second of audio
+
+LMSocket = io.Custom("HEARTMULA_LM")
+CodecSocket = io.Custom("HEARTCODEC")
+PromptSocket = io.Custom("HEARTMULA_PROMPT")
+CodesSocket = io.Custom("HEARTMULA_CODES")
+TranscriptorSocket = io.Custom("HEARTTRANSCRIPTOR")
+ClapSocket = io.Custom("HEARTCLAP")
+
+
+@dataclass
+class HeartMuLaLM:
+    """HEARTMULA_LM: the LM in a ModelPatcher plus what prompts and sampling need besides weights."""
+
+    patcher: Any  # comfy.model_patcher.ModelPatcher around heartmula_core.lm.HeartMuLa
+    tokenizer: Any  # tokenizers.Tokenizer
+    gen_config: Any  # heartmula_core.lm.config.GenConfig
+    config: Any  # heartmula_core.lm.config.HeartMuLaConfig
+    folder: Path
+    dtype: torch.dtype
+
+    @property
+    def model(self):
+        return self.patcher.model
+
+
+@dataclass
+class HeartCodecModel:
+    """HEARTCODEC: the codec in a ModelPatcher."""
+
+    patcher: Any  # comfy.model_patcher.ModelPatcher around heartmula_core.codec.HeartCodec
+    folder: Path
+    dtype: torch.dtype
+
+    @property
+    def model(self):
+        return self.patcher.model
+
+
+@dataclass
+class HeartMuLaCodes:
+    """HEARTMULA_CODES: tokens [B, 8, T] int64 on the CPU; ``lengths[b]`` frames of row b are real."""
+
+    codes: torch.Tensor
+    lengths: torch.Tensor
+    frame_rate: float = FRAME_RATE
+    info: dict[str, str] = field(default_factory=dict)  # where they came from (tags, seed, model)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.codes.shape[0])
+
+    def seconds(self) -> list[float]:
+        return [int(n) / self.frame_rate for n in self.lengths.tolist()]
+
+
+def audio_output(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> dict:
+    """ComfyUI's AUDIO value: ``{"waveform": float32 [B, C, N] on the CPU, "sample_rate": int}``."""
+    return {"waveform": waveform.detach().to(device="cpu", dtype=torch.float32).contiguous(),
+            "sample_rate": int(sample_rate)}

@@ -1,0 +1,59 @@
+"""Shared test setup: which ComfyUI the node tests talk to, and how the pack is imported.
+
+- ``COMFYUI_DIR`` unset: tests/host (a small stand-in of the ComfyUI API the pack uses) goes first
+  on sys.path, so ``comfy``, ``comfy_api`` and ``folder_paths`` are the stand-in's.
+- ``COMFYUI_DIR`` set: that ComfyUI checkout goes first instead, and the same node tests run on the
+  real modules (forced to --cpu when torch has no CUDA, as the real server would need).
+
+The pack itself is imported the way ComfyUI imports a custom node: its root ``__init__.py`` as a
+package (named ``heartmula_pack`` here), so the nodes' relative imports resolve as in the server.
+Core tests keep importing ``heartmula_core`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR") or None
+PACK_NAME = "heartmula_pack"
+
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # after everything else: ComfyUI's own top-level `nodes` must win
+if COMFYUI_DIR:
+    sys.path.insert(0, os.path.abspath(COMFYUI_DIR))
+    import torch
+
+    import comfy.cli_args
+
+    if not torch.cuda.is_available():
+        comfy.cli_args.args.cpu = True  # model_management picks its device at import
+else:
+    sys.path.insert(0, str(TESTS / "host"))
+
+
+def real_host() -> bool:
+    return COMFYUI_DIR is not None
+
+
+def import_pack():
+    """The pack as ComfyUI loads it (spec from the root __init__.py, registered in sys.modules)."""
+    if PACK_NAME in sys.modules:
+        return sys.modules[PACK_NAME]
+    spec = importlib.util.spec_from_file_location(PACK_NAME, ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def pack():
+    return import_pack()
