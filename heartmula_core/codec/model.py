@@ -34,7 +34,13 @@ class HeartCodec(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.flow_matching.cond_feature_emb.weight.device
+        """Where decode runs: the device a host assigned (ComfyUI's ModelPatcher sets ``model.device``
+        on load/unload, and may leave some weights on the offload device), else where the weights are."""
+        return self.__dict__.get("_run_device") or self.flow_matching.cond_feature_emb.weight.device
+
+    @device.setter
+    def device(self, value) -> None:
+        self.__dict__["_run_device"] = None if value is None else torch.device(value)
 
     @property
     def transformer_dtype(self) -> torch.dtype:
