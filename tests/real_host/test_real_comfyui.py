@@ -1,0 +1,249 @@
+"""The pack inside a real ComfyUI: node definitions, templates, and every example workflow run end to end.
+
+Runs only when ``COMFYUI_DIR`` points to a ComfyUI checkout whose requirements are installed in
+``COMFYUI_PYTHON`` (default: the interpreter running pytest). The server is started headless on the
+CPU with a temporary base directory holding this pack and the tiny test checkpoints, so each example
+workflow runs in seconds. Set ``HEARTMULA_REAL_HOST_SECONDS`` to change the song length the
+example workflows are shortened to (default 4 s), ``COMFYUI_RUN_TIMEOUT`` for the per-workflow limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audio_files import read_audio_info  # noqa: E402
+from comfy_server import PACK_DIR_NAME, REPO_ROOT, ComfyServer, comfyui_dir_from_env  # noqa: E402
+from workflow_to_api import UI_ONLY_TYPES, convert, has_control_widget, is_widget, ordered_inputs  # noqa: E402
+
+COMFYUI_DIR = comfyui_dir_from_env()
+pytestmark = pytest.mark.skipif(
+    COMFYUI_DIR is None,
+    reason="real-host tests need COMFYUI_DIR=<a ComfyUI checkout> (and COMFYUI_PYTHON=<its python> "
+           "if pytest runs in another environment)",
+)
+
+EXAMPLES = REPO_ROOT / "example_workflows"
+SAMPLE_RATE = 48000
+SAMPLES_PER_FRAME = 3840  # 48 kHz / 12.5 code frames per second
+SONG_SECONDS = float(os.environ.get("HEARTMULA_REAL_HOST_SECONDS", "4"))
+RUN_TIMEOUT = float(os.environ.get("COMFYUI_RUN_TIMEOUT", "600"))
+PACK_CATEGORY = "audio/HeartMuLa"
+
+
+def example_files() -> list[Path]:
+    """Example workflows, those that save codes first so the ones that load codes find a file."""
+    files = sorted(EXAMPLES.glob("*.json"))
+
+    def rank(path: Path) -> int:
+        types = {n.get("type", "") for n in json.loads(path.read_text()).get("nodes", [])}
+        return 1 if any(is_codes_loader(t) for t in types) else 0
+
+    return sorted(files, key=rank)
+
+
+def is_codes_saver(node_type: str) -> bool:
+    return "HeartMuLa" in node_type and "Save" in node_type and "Codes" in node_type
+
+
+def is_codes_loader(node_type: str) -> bool:
+    return "HeartMuLa" in node_type and "Load" in node_type and "Codes" in node_type
+
+
+def declared_node_ids() -> set[str]:
+    """Every node_id the pack's source declares, read from the files so a failed import cannot hide one."""
+    ids = set()
+    for path in (REPO_ROOT / "nodes").glob("*.py"):
+        ids.update(re.findall(r"node_id\s*=\s*[\"']([^\"']+)[\"']", path.read_text()))
+    return ids
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfyui_base")
+    srv = ComfyServer(COMFYUI_DIR, base)
+    try:
+        srv.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    started = time.monotonic()
+    yield srv
+    srv.stop()
+    print(f"\nComfyUI server was up {time.monotonic() - started:.1f} s; log: {srv.log_path}")
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.get_json("/object_info", timeout=120)
+
+
+def fail_with_log(server, message: str):
+    pytest.fail(f"{message}\n{server.log_tail()}", pytrace=False)
+
+
+def test_pack_imports_without_errors(server):
+    for line in server.log_text().splitlines():
+        if PACK_DIR_NAME in line and ("IMPORT FAILED" in line or "Cannot import" in line):
+            fail_with_log(server, f"ComfyUI could not import the pack: {line.strip()}")
+
+
+def test_object_info_lists_every_node(server, object_info):
+    ours = {name: d for name, d in object_info.items() if d.get("python_module", "").endswith(PACK_DIR_NAME)}
+    declared = declared_node_ids()
+    assert declared, "no node_id found in nodes/*.py"
+    missing = sorted(declared - set(ours))
+    if missing:
+        fail_with_log(server, f"declared in nodes/ but absent from /object_info: {missing}")
+    for name, definition in ours.items():
+        assert definition["category"].startswith(PACK_CATEGORY), (name, definition["category"])
+        assert definition.get("display_name"), name
+        assert definition.get("description"), f"{name} has no description"
+        for input_name, spec in ordered_inputs(definition):
+            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+
+
+def test_workflow_templates_lists_the_examples(server):
+    expected = sorted(p.stem for p in EXAMPLES.glob("*.json"))
+    assert expected, "example_workflows/ holds no workflow"
+    templates = server.get_json("/api/workflow_templates")
+    assert sorted(templates.get(PACK_DIR_NAME, [])) == expected, templates
+    for name in expected:
+        served = server.get_json(f"/api/workflow_templates/{PACK_DIR_NAME}/{name}.json")
+        assert served == json.loads((EXAMPLES / f"{name}.json").read_text()), name
+
+
+def test_examples_use_only_known_nodes(object_info):
+    for path in example_files():
+        workflow = json.loads(path.read_text())
+        unknown = sorted({n["type"] for n in workflow["nodes"]} - set(object_info) - UI_ONLY_TYPES)
+        assert not unknown, f"{path.name} uses node types this ComfyUI does not have: {unknown}"
+
+
+def test_example_widget_values_match_definitions(object_info):
+    """Each node stores exactly one value per widget (plus control-after-generate entries)."""
+    for path in example_files():
+        for node in json.loads(path.read_text())["nodes"]:
+            definition = object_info.get(node["type"])
+            if definition is None or not definition.get("python_module", "").endswith(PACK_DIR_NAME):
+                continue
+            widgets = [(n, s) for n, s in ordered_inputs(definition) if is_widget(s)]
+            expected = len(widgets) + sum(has_control_widget(n, s) for n, s in widgets)
+            values = node.get("widgets_values", [])
+            assert len(values) == expected, (
+                f"{path.name} node {node['id']} ({node['type']}) has {len(values)} widget values, "
+                f"its definition has {expected}: {[n for n, _ in widgets]}")
+            for (name, spec), value in zip(widgets, (v for v in values if v not in
+                                                      {"fixed", "increment", "decrement", "randomize"})):
+                if isinstance(spec[0], list) or spec[0] == "COMBO":
+                    options = spec[0] if isinstance(spec[0], list) else spec[1].get("options", [])
+                    if options and not is_file_choice(options):
+                        assert value in options, f"{path.name} node {node['id']}.{name}={value!r} not in {options}"
+
+
+def is_file_choice(options) -> bool:
+    return any(str(o).endswith(".safetensors") for o in options) or not options
+
+
+def shorten_songs(prompt: dict, object_info: dict, seconds: float) -> None:
+    """Cap every 'seconds' input of the pack's nodes, so the tiny models write short songs."""
+    for node in prompt.values():
+        definition = object_info[node["class_type"]]
+        if definition["category"].startswith(PACK_CATEGORY) and isinstance(node["inputs"].get("seconds"), (int, float)):
+            node["inputs"]["seconds"] = min(float(node["inputs"]["seconds"]), seconds)
+
+
+def provide_codes_files(prompt: dict, server) -> list[Path]:
+    """Put the codes file a loader names into input/, from the newest codes file an earlier run saved."""
+    used = []
+    for node in prompt.values():
+        if not is_codes_loader(node["class_type"]):
+            continue
+        for value in node["inputs"].values():
+            if not (isinstance(value, str) and value.endswith(".safetensors")):
+                continue
+            target = server.base / "input" / value
+            if not target.exists():
+                saved = sorted((server.base / "output").rglob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+                if not saved:
+                    pytest.fail(f"the workflow loads codes '{value}' but no earlier example saved any")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(saved[-1], target)
+            used.append(target)
+    return used
+
+
+def codes_lengths(path: Path) -> list[int]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        if "lengths" in f.keys():
+            return [int(x) for x in f.get_tensor("lengths")]
+        return [int(f.get_tensor("codes").shape[-1])] * int(f.get_tensor("codes").shape[0])
+
+
+def output_files(entry: dict, server) -> tuple[list[Path], list[Path]]:
+    """(audio files, other files) listed in a finished prompt's outputs."""
+    audio, other = [], []
+    for node_output in entry.get("outputs", {}).values():
+        for key, items in node_output.items():
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, dict) and "filename" in item:
+                    folder = server.base / item.get("type", "output") / item.get("subfolder", "")
+                    (audio if key == "audio" else other).append(folder / item["filename"])
+    return audio, other
+
+
+RUN_TIMES: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("workflow_path", example_files(), ids=lambda p: p.stem)
+def test_example_workflow_runs(server, object_info, workflow_path):
+    workflow = json.loads(workflow_path.read_text())
+    prompt = convert(workflow, object_info)
+    shorten_songs(prompt, object_info, SONG_SECONDS)
+    loaded_codes = provide_codes_files(prompt, server)
+    before = set((server.base / "output").rglob("*"))
+
+    started = time.monotonic()
+    prompt_id = server.queue_prompt(prompt)
+    entry = server.wait_for_history(prompt_id, RUN_TIMEOUT)
+    RUN_TIMES[workflow_path.stem] = elapsed = time.monotonic() - started
+    print(f"\n{workflow_path.name}: ran in {elapsed:.1f} s")
+
+    audio, _ = output_files(entry, server)
+    new_files = set((server.base / "output").rglob("*")) - before
+    saved_codes = sorted(p for p in new_files if p.suffix == ".safetensors")
+    has_saver = any(is_codes_saver(n["class_type"]) for n in prompt.values())
+    if has_saver:
+        assert saved_codes, f"{workflow_path.name} saves codes but no .safetensors file appeared in output/"
+    has_audio_sink = any(n["class_type"] in ("SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus")
+                         for n in prompt.values())
+    if has_audio_sink:
+        assert audio, f"{workflow_path.name} has an audio output node but the history lists no audio file"
+
+    lengths = None
+    for codes_file in saved_codes + loaded_codes:
+        lengths = codes_lengths(codes_file)
+    for path in audio:
+        assert path.is_file(), f"{path} is listed in the history but does not exist"
+        info = read_audio_info(path)
+        assert info.sample_rate == SAMPLE_RATE, (path.name, info)
+        assert info.channels == 2, (path.name, info)
+        assert info.samples > 0, (path.name, info)
+        max_frames = round(SONG_SECONDS * 12.5) + 1
+        assert info.seconds <= max_frames * SAMPLES_PER_FRAME / SAMPLE_RATE + 0.1, (path.name, info)
+        if lengths is not None and path.suffix == ".flac":
+            assert info.samples == max(lengths) * SAMPLES_PER_FRAME, (path.name, info, lengths)
+        print(f"  {path.name}: {info.sample_rate} Hz, {info.channels} ch, {info.seconds:.2f} s")
