@@ -160,3 +160,16 @@ def clap_scores(
         if check_cancel is not None:
             check_cancel()
     return [float(max(-1.0, min(1.0, s))) for s in (sums / counts).tolist()]
+
+
+def estimate_clap_bytes(model, processor, windows_per_batch: int, dtype: torch.dtype) -> int:
+    """Memory besides weights for one batch of windows: the spectrogram image and the activations of
+    the widest audio-encoder stage (a generous multiple of its hidden states)."""
+    elt = torch.empty((), dtype=dtype).element_size()
+    audio = model.config.audio_config
+    spec = int(audio.spec_size)
+    image = windows_per_batch * 4 * spec * spec * 4
+    first_stage = (spec // int(audio.patch_stride[0] if isinstance(audio.patch_stride, (list, tuple))
+                                else audio.patch_stride)) ** 2
+    hidden = windows_per_batch * first_stage * int(audio.patch_embeds_hidden_size) * elt
+    return int(image + 16 * hidden)

@@ -223,3 +223,20 @@ def transcribe(
             if check_cancel is not None:
                 check_cancel()
     return ["\n".join(parts) for parts in texts]
+
+
+def estimate_transcribe_bytes(config, batch_size: int, num_beams: int, dtype: torch.dtype) -> int:
+    """Memory besides weights for one mini-batch: mel input, encoder activations, and per beam the
+    cross-attention keys/values over 1500 audio positions plus the self-attention cache."""
+    elt = torch.empty((), dtype=dtype).element_size()
+    d = int(config.d_model)
+    audio_positions = int(config.max_source_positions)
+    text_positions = int(config.max_target_positions)
+    rows = int(batch_size) * max(1, int(num_beams))
+    mel = batch_size * int(config.num_mel_bins) * 2 * audio_positions * 4
+    encoder = batch_size * audio_positions * max(d * 6, int(config.encoder_ffn_dim)) * elt
+    attention = batch_size * int(config.encoder_attention_heads) * audio_positions * audio_positions * elt
+    cross_kv = 2 * int(config.decoder_layers) * rows * audio_positions * d * elt
+    self_kv = 2 * int(config.decoder_layers) * rows * text_positions * d * elt
+    logits = rows * int(config.vocab_size) * 4 * 4
+    return int(mel + encoder + attention + cross_kv + self_kv + logits)

@@ -1,0 +1,262 @@
+"""Listening nodes, part 2: CLAP style score, lyric accuracy, and keeping the best of several takes.
+
+Scores travel as output lists (one FLOAT per song), so they can be shown per song and fed to
+Pick Best Take, which (like Lyric Accuracy) receives whole lists in one call (``is_input_list``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from comfy_api.latest import io
+
+import comfy.model_management as mm
+
+from ..heartmula_core.clap import clap_scores, estimate_clap_bytes, load_clap
+from ..heartmula_core.errors import HeartMuLaError
+from ..heartmula_core.metrics import lyric_accuracy_batch
+from . import listening_folders, listening_patcher, memory
+from .types import CATEGORY, ClapSocket, CodesSocket, HeartMuLaCodes, PromptSocket
+
+log = logging.getLogger(__name__)
+
+CLAP_DTYPES = ["fp32", "fp16", "auto"]
+WINDOWS_PER_BATCH = 16
+
+
+@dataclass
+class HeartClapModel:
+    """HEARTCLAP: a CLAP model in a ModelPatcher and its processor (features + tokenizer)."""
+
+    patcher: Any
+    processor: Any
+    folder: Path
+    dtype: torch.dtype
+
+    @property
+    def model(self):
+        return self.patcher.model.inner
+
+
+class LoadCLAP(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="HeartMuLaClapLoader",
+            display_name="Load CLAP",
+            category=CATEGORY,
+            description="Loads a CLAP audio-text model in Hugging Face format (e.g. larger_clap_music) from "
+                        "models/CLAP or models/HeartMuLa, to score how well songs match a description.",
+            inputs=[
+                io.Combo.Input("model", options=listening_folders.choices("clap"),
+                               tooltip="A CLAP folder (config.json with model_type 'clap', weights, "
+                                       "preprocessor_config.json, tokenizer)."),
+                io.Combo.Input("dtype", options=CLAP_DTYPES, default="fp32",
+                               tooltip="fp32 is exact and CLAP is small; auto = fp16 on a GPU that runs it well."),
+                io.Boolean.Input("download_if_missing", default=False,
+                                 tooltip="Fetch larger_clap_music from the Hugging Face Hub into models/CLAP "
+                                         "when it is not there yet."),
+            ],
+            outputs=[ClapSocket.Output(display_name="clap")],
+        )
+
+    @classmethod
+    def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
+        folder = listening_folders.resolve("clap", model, download_if_missing)
+        load_device, offload_device = mm.text_encoder_device(), mm.text_encoder_offload_device()
+        if dtype == "auto":
+            torch_dtype = torch.float16 if mm.should_use_fp16(load_device) else torch.float32
+        else:
+            torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
+        loaded = load_clap(folder, dtype=torch_dtype)
+        patcher = listening_patcher.wrap(loaded.model.to(offload_device), load_device, offload_device)
+        log.info("HeartMuLa: loaded CLAP %s as %s", folder, torch_dtype)
+        return io.NodeOutput(HeartClapModel(patcher, loaded.processor, folder, torch_dtype))
+
+
+def tags_as_text(tags: str) -> str:
+    """The prompt's tags ('piano,happy') as a description CLAP reads ('piano, happy')."""
+    return ", ".join(t.strip() for t in str(tags).split(",") if t.strip())
+
+
+class ClapScore(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="HeartMuLaClapScore",
+            display_name="CLAP Score",
+            category=CATEGORY,
+            description="How well each song matches a text (cosine similarity of CLAP audio and text embeddings, "
+                        "averaged over the song's windows; higher is better).",
+            inputs=[
+                ClapSocket.Input("clap", tooltip="From Load CLAP."),
+                io.Audio.Input("audio", tooltip="Any AUDIO; resampled to the model's rate and mixed to mono."),
+                io.String.Input("text", multiline=True, default="",
+                                tooltip="The description to compare with. Empty: the tags of the connected prompt."),
+                PromptSocket.Input("prompt", optional=True,
+                                   tooltip="When connected and the text is empty, its tags are the description."),
+            ],
+            outputs=[
+                io.Float.Output(display_name="score", is_output_list=True, tooltip="One score per song, in [-1, 1]."),
+                io.String.Output(display_name="summary", tooltip="The text used and every song's score."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clap, audio, text: str = "", prompt=None) -> io.NodeOutput:
+        description = (text or "").strip()
+        if not description and prompt is not None:
+            description = tags_as_text(getattr(prompt, "tags", ""))
+        if not description:
+            raise HeartMuLaError("CLAP Score: type a description in 'text' or connect the prompt whose tags to use.")
+        needed = estimate_clap_bytes(clap.model, clap.processor, WINDOWS_PER_BATCH, clap.dtype)
+        model = listening_patcher.load_whole(clap.patcher, needed)
+        scores = clap_scores(model, clap.processor, audio["waveform"], audio["sample_rate"], [description],
+                             windows_per_batch=WINDOWS_PER_BATCH, on_batch=memory.progress_reporter(1),
+                             check_cancel=memory.check_cancel)
+        lines = [f"CLAP score vs \"{description}\""] + [f"song {i}: {s:.4f}" for i, s in enumerate(scores)]
+        return io.NodeOutput(scores, "\n".join(lines))
+
+
+def _first(values, default=None):
+    return values[0] if values else default
+
+
+class LyricAccuracy(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="HeartMuLaLyricAccuracy",
+            display_name="Lyric Accuracy",
+            category=CATEGORY,
+            description="Word and character error rates of each transcription against the lyrics the song was "
+                        "meant to sing (section tags, punctuation and case ignored; lower is better). Use the "
+                        "character rate for Chinese, Japanese and Korean.",
+            is_input_list=True,
+            inputs=[
+                io.String.Input("transcription", force_input=True,
+                                tooltip="From Transcribe Lyrics: one text per song."),
+                io.String.Input("reference", multiline=True, default="",
+                                tooltip="The intended lyrics. Empty: the lyrics of the connected prompt."),
+                PromptSocket.Input("prompt", optional=True,
+                                   tooltip="When connected and the reference is empty, its lyrics are the reference."),
+            ],
+            outputs=[
+                io.Float.Output(display_name="wer", is_output_list=True, tooltip="Word error rate per song."),
+                io.Float.Output(display_name="cer", is_output_list=True, tooltip="Character error rate per song."),
+                io.String.Output(display_name="summary"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, transcription: list, reference: list = None, prompt: list = None) -> io.NodeOutput:
+        references = [r for r in (reference or []) if isinstance(r, str) and r.strip()]
+        if not references and prompt:
+            references = [getattr(p, "lyrics", "") for p in prompt if p is not None]
+        if not references:
+            raise HeartMuLaError("Lyric Accuracy: type the reference lyrics or connect the prompt they came from.")
+        scores = lyric_accuracy_batch(references, [str(t) for t in transcription])
+        lines = [f"song {i}: WER {s.wer:.3f}, CER {s.cer:.3f}" for i, s in enumerate(scores)]
+        return io.NodeOutput([s.wer for s in scores], [s.cer for s in scores], "\n".join(lines))
+
+
+def _takes_of_audio(audios: list) -> list[tuple[torch.Tensor, int]]:
+    """Every song of every AUDIO value: ([C, N] waveform, sample rate)."""
+    takes = []
+    for audio in audios:
+        waveform = audio["waveform"]
+        if not isinstance(waveform, torch.Tensor) or waveform.dim() != 3:
+            raise HeartMuLaError("Pick Best Take: AUDIO waveform must be a tensor [batch, channels, samples].")
+        takes += [(row, int(audio["sample_rate"])) for row in waveform]
+    return takes
+
+
+def _takes_of_codes(codes_list: list) -> list[tuple[torch.Tensor, int, HeartMuLaCodes]]:
+    """Every song of every CODES value: ([8, T] codes, length, the value it came from)."""
+    return [(c.codes[i], int(c.lengths[i]), c) for c in codes_list for i in range(c.batch_size)]
+
+
+def _trim_padding(wave: torch.Tensor) -> torch.Tensor:
+    """Drop trailing samples that are zero in every channel (a shorter take padded in its batch)."""
+    nonzero = torch.nonzero(wave.abs().sum(dim=0)).flatten()
+    return wave[:, : int(nonzero[-1]) + 1] if nonzero.numel() else wave
+
+
+def weighted_totals(scores: list[list[float]], weights: list[float]) -> list[float]:
+    """Sum of weight * score per take; NaN counts as the worst possible."""
+    totals = [sum(w * float(s[i]) for s, w in zip(scores, weights)) for i in range(len(scores[0]))]
+    return [-math.inf if math.isnan(t) else t for t in totals]
+
+
+class PickBestTake(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="HeartMuLaPickBestTake",
+            display_name="Pick Best Take",
+            category=CATEGORY,
+            description="Keeps the take with the highest weighted score: weight_a * score_a + weight_b * score_b. "
+                        "Give error rates (WER, CER) a negative weight, since lower is better.",
+            is_input_list=True,
+            inputs=[
+                io.Audio.Input("audio", tooltip="The takes (a batch, or a list of AUDIO)."),
+                io.Float.Input("score_a", force_input=True, tooltip="One score per take, e.g. CLAP Score."),
+                io.Float.Input("weight_a", default=1.0, min=-100.0, max=100.0, step=0.05),
+                CodesSocket.Input("codes", optional=True,
+                                  tooltip="The takes' audio tokens, in the same order, to keep the winner's."),
+                io.Float.Input("score_b", optional=True, force_input=True,
+                               tooltip="A second score per take, e.g. the CER of Lyric Accuracy."),
+                io.Float.Input("weight_b", default=-1.0, min=-100.0, max=100.0, step=0.05, optional=True,
+                               tooltip="Negative for error rates (lower is better)."),
+            ],
+            outputs=[
+                io.Audio.Output(display_name="audio", tooltip="The best take (trailing padding removed)."),
+                CodesSocket.Output(display_name="codes", tooltip="Its audio tokens (None without codes input)."),
+                io.Int.Output(display_name="index", tooltip="Its position among the takes, from 0."),
+                io.String.Output(display_name="summary"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, audio: list, score_a: list, weight_a: list, codes: list = None, score_b: list = None,
+                weight_b: list = None) -> io.NodeOutput:
+        takes = _takes_of_audio(audio)
+        scores, weights, names = [list(score_a)], [float(_first(weight_a, 1.0))], ["a"]
+        if score_b:
+            scores.append(list(score_b))
+            weights.append(float(_first(weight_b, -1.0)))
+            names.append("b")
+        for name, values in zip(names, scores):
+            if len(values) != len(takes):
+                raise HeartMuLaError(
+                    f"Pick Best Take: score_{name} has {len(values)} values for {len(takes)} takes. Score the "
+                    "same batch of audio that is connected here."
+                )
+        code_takes = _takes_of_codes(codes) if codes else None
+        if code_takes is not None and len(code_takes) != len(takes):
+            raise HeartMuLaError(
+                f"Pick Best Take: codes hold {len(code_takes)} takes but audio holds {len(takes)}. Connect the "
+                "codes that were decoded into this audio."
+            )
+        totals = weighted_totals(scores, weights)
+        best = max(range(len(totals)), key=lambda i: (totals[i], -i))
+        wave, rate = takes[best]
+        best_audio = {"waveform": _trim_padding(wave)[None].contiguous(), "sample_rate": rate}
+        best_codes = None
+        if code_takes is not None:
+            row, length, source = code_takes[best]
+            best_codes = HeartMuLaCodes(codes=row[None, :, :length].clone(), lengths=torch.tensor([length]),
+                                        frame_rate=source.frame_rate, info=dict(source.info))
+        lines = []
+        for i, total in enumerate(totals):
+            parts = ", ".join(f"{name} {s[i]:.4f}" for name, s in zip(names, scores))
+            lines.append(f"take {i}: {parts} -> {total:.4f}{'  <- best' if i == best else ''}")
+        return io.NodeOutput(best_audio, best_codes, best, "\n".join(lines))
+
+
+NODES = [LoadCLAP, ClapScore, LyricAccuracy, PickBestTake]
