@@ -1,0 +1,175 @@
+"""The node chain on the tiny checkpoints: tags + lyrics -> codes -> AUDIO, checked against the
+official implementation's numbers, with ComfyUI's model loading, progress and Cancel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import real_host
+from heartmula_node_env import CODEC_NAME, LM_NAME, comfy_home  # noqa: F401  (fixture)
+from lm_fixtures import expected, expected_inputs
+
+SAMPLES_PER_FRAME = 48000 / 12.5
+
+
+@pytest.fixture
+def chain(pack, comfy_home):
+    from heartmula_pack.nodes import conditioning, decoding, loaders, sampling
+
+    lm, = comfy_home.run(loaders.LoadHeartMuLaLM, model=LM_NAME, dtype="auto", download_if_missing=False)
+    codec, = comfy_home.run(loaders.LoadHeartCodec, codec=CODEC_NAME, dtype="fp32", download_if_missing=False)
+    inputs = expected_inputs()
+    prompt, = comfy_home.run(conditioning.HeartMuLaLyricsTags, lm=lm, tags=inputs["tags"], lyrics=inputs["lyrics"])
+
+    class Chain:
+        pass
+
+    c = Chain()
+    c.home, c.lm, c.codec, c.prompt = comfy_home, lm, codec, prompt
+
+    def sample(**overrides):
+        settings = dict(lm=lm, prompt=prompt, seed=3, seconds=1.6, temperature=1.0, top_k=8, cfg_scale=1.5,
+                        batch_size=1)
+        settings.update(overrides)
+        return comfy_home.run(sampling.HeartMuLaSampler, **settings)[0]
+
+    def decode(codes, **overrides):
+        settings = dict(codec=codec, codes=codes, seed=0, steps=2, guidance=1.25)
+        settings.update(overrides)
+        return comfy_home.run(decoding.HeartCodecDecode, **settings)[0]
+
+    c.sample, c.decode = sample, decode
+    return c
+
+
+def test_text_to_song_gives_comfyui_audio_of_the_song_length(chain):
+    codes = chain.sample(batch_size=2)
+    assert codes.codes.shape == (2, 8, 20) and codes.codes.dtype == torch.int64 and codes.codes.device.type == "cpu"
+    assert "piano,happy,wedding" in codes.info["tags"] and codes.info["seed"] == "3"
+    audio = chain.decode(codes)
+    assert set(audio) == {"waveform", "sample_rate"}
+    wave = audio["waveform"]
+    assert audio["sample_rate"] == 48000
+    assert wave.dtype == torch.float32 and wave.device.type == "cpu" and wave.is_contiguous()
+    assert wave.shape == (2, 2, int(codes.lengths.max()) * SAMPLES_PER_FRAME)
+    assert torch.isfinite(wave).all() and wave.abs().amax(dim=(1, 2)).min() > 0
+
+
+def test_models_are_requested_from_comfyui_lm_then_codec_with_memory_estimates(chain):
+    import comfy.model_management as mm
+
+    audio = chain.decode(chain.sample())
+    assert audio["waveform"].shape[0] == 1
+    requested = [(patchers, memory) for patchers, memory in chain.home.loads]
+    assert [p for p, _ in requested] == [[chain.lm.patcher], [chain.codec.patcher]]
+    assert all(memory > 0 for _, memory in requested)
+    if not real_host():  # the stand-in models one GPU: loading the codec evicts the LM
+        assert mm.evicted == [chain.lm.patcher] or mm.evicted[-1] is chain.lm.patcher
+
+
+def test_sampler_reproduces_the_official_greedy_tokens(chain):
+    codes = chain.sample(top_k=1, cfg_scale=1.5, seconds=1.6)
+    reference = expected()["frames_greedy_cfg"].long()
+    assert int(codes.lengths[0]) == 20
+    assert torch.equal(codes.codes[0], reference[:, :20])
+
+
+def test_load_codes_then_decode_reproduces_the_official_waveform(chain, pack):
+    from heartmula_pack.heartmula_core.codes_file import save_codes
+    from heartmula_pack.nodes import codes_io
+
+    reference = expected()
+    codes = reference["codec_input_codes"].long()[None]
+    save_codes(chain.home.input / "greedy.safetensors", codes, torch.tensor([codes.shape[-1]]))
+    assert "greedy.safetensors" in codes_io.LoadHeartMuLaCodes.INPUT_TYPES()["required"]["file"][1]["options"]
+    loaded, = chain.home.run(codes_io.LoadHeartMuLaCodes, file="greedy.safetensors")
+    wave = chain.decode(loaded, seed=0, steps=10, guidance=1.25)["waveform"][0]
+    ref = reference["codec_waveform_seed0"]
+    assert wave.shape == ref.shape
+    assert ((wave - ref).norm() / ref.norm()).item() < 1e-4
+
+
+def test_progress_bar_moves_per_frame_and_per_euler_step(chain):
+    codes = chain.sample()
+    frames = int(codes.lengths.max())
+    assert chain.home.progress == [(i, 20) for i in range(1, frames + 1)]
+    chain.home.progress.clear()
+    chain.decode(codes, steps=3)
+    assert chain.home.progress == [(i, 3) for i in range(1, 4)]  # one window of 3 steps
+
+
+def test_same_seed_same_song_other_seed_other_song(chain):
+    a, b, c = chain.sample(seed=11), chain.sample(seed=11), chain.sample(seed=12)
+    assert torch.equal(a.codes, b.codes) and not torch.equal(a.codes, c.codes)
+    wa, wb, wc = (chain.decode(a, seed=s)["waveform"] for s in (5, 5, 6))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def interrupt_at(home, value):
+    """A progress hook that presses Cancel when the bar reaches ``value`` (as the UI would)."""
+    import comfy.model_management as mm
+    import comfy.utils
+
+    def hook(done, total, preview, node_id=None):
+        home.progress.append((done, total))
+        if done == value:
+            mm.interrupt_current_processing(True)
+
+    comfy.utils.PROGRESS_BAR_HOOK = hook
+
+
+def test_cancel_mid_sampling_propagates_and_a_clean_rerun_gives_identical_codes(chain):
+    import comfy.model_management as mm
+
+    clean = chain.sample(seed=21)
+    chain.home.progress.clear()
+    interrupt_at(chain.home, 5)
+    with pytest.raises(mm.InterruptProcessingException) as err:
+        chain.sample(seed=21)
+    assert type(err.value) is mm.InterruptProcessingException  # never wrapped or swallowed
+    assert chain.home.progress[-1] == (5, 20)  # stopped within one frame
+    interrupt_at(chain.home, -1)
+    rerun = chain.sample(seed=21)
+    assert torch.equal(rerun.codes, clean.codes) and torch.equal(rerun.lengths, clean.lengths)
+
+
+def test_cancel_mid_decoding_propagates_and_the_codec_stays_usable(chain):
+    import comfy.model_management as mm
+
+    codes = chain.sample()
+    clean = chain.decode(codes, steps=3)["waveform"]
+    interrupt_at(chain.home, 1)
+    with pytest.raises(mm.InterruptProcessingException):
+        chain.decode(codes, steps=3)
+    interrupt_at(chain.home, -1)
+    assert torch.equal(chain.decode(codes, steps=3)["waveform"], clean)
+
+
+def test_prompt_and_length_errors_name_the_input_and_the_fix(chain, pack):
+    from heartmula_pack.heartmula_core.errors import PromptError
+    from heartmula_pack.nodes import conditioning
+
+    with pytest.raises(PromptError, match="(?i)tags"):
+        chain.home.run(conditioning.HeartMuLaLyricsTags, lm=chain.lm, tags="  ", lyrics="[Verse]\nla la")
+    with pytest.raises(PromptError, match="(?i)lyrics"):
+        chain.home.run(conditioning.HeartMuLaLyricsTags, lm=chain.lm, tags="piano", lyrics="")
+    chain.home.loads.clear()
+    with pytest.raises(PromptError, match="fewer seconds"):
+        chain.sample(seconds=600.0)  # the tiny model's context holds 2048 positions (163 s)
+    assert chain.home.loads == []  # refused before asking ComfyUI for memory
+
+
+def test_tags_helper_writes_the_models_format(pack, comfy_home):
+    from heartmula_pack.nodes import conditioning
+
+    node = conditioning.HeartMuLaTags
+    required = node.INPUT_TYPES()["required"]
+    assert list(required) == ["genre", "instruments", "mood", "tempo", "style", "occasion", "vocal", "extra"]
+    assert required["genre"][1]["default"] == "none" and "pop" in required["genre"][1]["options"]
+    choice = {name: "none" for name in list(required)[:-1]}
+    choice.update(genre="pop", instruments="acoustic guitar", vocal="female voice")
+    tags, = comfy_home.run(node, extra=" Synthesizer , romantic,,POP,  dreamy   pads ", **choice)
+    assert tags == "pop,acoustic guitar,female voice,synthesizer,romantic,dreamy pads"
+    empty, = comfy_home.run(node, extra="", **{k: "none" for k in choice})
+    assert empty == ""
