@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from heartmula_core.codec import CodecConfig, checkpoint_layout, decode, load_codec
+from heartmula_core.codec import CodecConfig, checkpoint_layout, decode, estimate_decode_bytes, load_codec
 from heartmula_core.errors import CheckpointError, CodesError
 
 DATA = Path(__file__).parent / "data"
@@ -149,3 +149,12 @@ def codec():
 def test_bad_codes_are_rejected(codec, codes, lengths, message):
     with pytest.raises(CodesError, match=message):
         decode(codec, codes, lengths)
+
+
+def test_decode_memory_estimate_grows_with_batch_and_size():
+    tiny = CodecConfig.from_folder(CODEC_DIR)
+    real = CodecConfig()
+    one, four = (estimate_decode_bytes(real, b) for b in (1, 4))
+    assert 1e9 < one < four < 20e9  # a few GB for one real-size song, as float32
+    assert estimate_decode_bytes(tiny, 1) < one
+    assert estimate_decode_bytes(real, 4, torch.bfloat16) < four
