@@ -206,7 +206,8 @@ class PickBestTake(io.ComfyNode):
             inputs=[
                 io.Audio.Input("audio", tooltip="The takes (a batch, or a list of AUDIO)."),
                 io.Float.Input("score_a", force_input=True, tooltip="One score per take, e.g. CLAP Score."),
-                io.Float.Input("weight_a", default=1.0, min=-100.0, max=100.0, step=0.05),
+                io.Float.Input("weight_a", default=1.0, min=-100.0, max=100.0, step=0.05,
+                               tooltip="Positive for scores where higher is better (CLAP)."),
                 CodesSocket.Input("codes", optional=True,
                                   tooltip="The takes' audio tokens, in the same order, to keep the winner's."),
                 io.Float.Input("score_b", optional=True, force_input=True,
@@ -215,7 +216,7 @@ class PickBestTake(io.ComfyNode):
                                tooltip="Negative for error rates (lower is better)."),
             ],
             outputs=[
-                io.Audio.Output(display_name="audio", tooltip="The best take (trailing padding removed)."),
+                io.Audio.Output(display_name="audio", tooltip="The best take, without the padding of its batch."),
                 CodesSocket.Output(display_name="codes", tooltip="Its audio tokens (None without codes input)."),
                 io.Int.Output(display_name="index", tooltip="Its position among the takes, from 0."),
                 io.String.Output(display_name="summary"),
@@ -246,12 +247,15 @@ class PickBestTake(io.ComfyNode):
         totals = weighted_totals(scores, weights)
         best = max(range(len(totals)), key=lambda i: (totals[i], -i))
         wave, rate = takes[best]
-        best_audio = {"waveform": _trim_padding(wave)[None].contiguous(), "sample_rate": rate}
         best_codes = None
-        if code_takes is not None:
+        if code_takes is None:
+            wave = _trim_padding(wave)
+        else:
             row, length, source = code_takes[best]
             best_codes = HeartMuLaCodes(codes=row[None, :, :length].clone(), lengths=torch.tensor([length]),
                                         frame_rate=source.frame_rate, info=dict(source.info))
+            wave = wave[:, : int(round(length * rate / source.frame_rate))]  # the take's own length
+        best_audio = {"waveform": wave[None].contiguous(), "sample_rate": rate}
         lines = []
         for i, total in enumerate(totals):
             parts = ", ".join(f"{name} {s[i]:.4f}" for name, s in zip(names, scores))

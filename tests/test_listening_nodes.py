@@ -143,21 +143,25 @@ def test_pick_best_take_is_the_argmax_of_weighted_scores_with_matching_codes(pac
     _, scoring = nodes
     codes_type = _types(pack).HeartMuLaCodes
     audio = takes_batch([1.0, 0.5, 0.75, 1.0], rate=CLAP_RATE)
-    codes = codes_type(codes=torch.arange(4 * 8 * 12).reshape(4, 8, 12), lengths=torch.tensor([12, 6, 9, 12]))
+    # 12.5 code frames per second = 640 samples per frame at 8 kHz: take 2 keeps 9 * 640 samples
+    codes = codes_type(codes=torch.arange(4 * 8 * 13).reshape(4, 8, 13), lengths=torch.tensor([13, 7, 9, 13]))
     clap = [0.30, 0.25, 0.28, 0.10]
     cer = [0.40, 0.10, 0.05, 0.00]
     # totals with weights 1 and -1: -0.10, 0.15, 0.23, 0.10 -> take 2
     best_audio, best_codes, index, summary = scoring.PickBestTake.execute(
         audio=[audio], score_a=clap, weight_a=[1.0], codes=[codes], score_b=cer, weight_b=[-1.0]).args
     assert index == 2
-    assert torch.equal(best_audio["waveform"][0], audio["waveform"][2][:, : int(0.75 * CLAP_RATE)])
+    assert torch.equal(best_audio["waveform"][0], audio["waveform"][2][:, : 9 * 640])
     assert best_audio["sample_rate"] == CLAP_RATE
     assert torch.equal(best_codes.codes, codes.codes[2:3, :, :9]) and best_codes.lengths.tolist() == [9]
     assert "take 2" in summary and "<- best" in summary.splitlines()[2]
     # CLAP alone picks take 0; audio given as a list of single songs works the same
     singles = [{"waveform": audio["waveform"][i : i + 1], "sample_rate": CLAP_RATE} for i in range(4)]
-    _, no_codes, index, _ = scoring.PickBestTake.execute(audio=singles, score_a=clap, weight_a=[1.0]).args
+    best_audio, no_codes, index, _ = scoring.PickBestTake.execute(audio=singles, score_a=clap, weight_a=[1.0]).args
     assert index == 0 and no_codes is None
+    # without codes, only the zero padding after the take is dropped
+    best_audio, _, index, _ = scoring.PickBestTake.execute(audio=[audio], score_a=[0, 1, 0, 0], weight_a=[1.0]).args
+    assert index == 1 and best_audio["waveform"].shape[-1] == int(0.5 * CLAP_RATE)
 
 
 def test_pick_best_take_rejects_mismatched_batches(pack, nodes):
