@@ -238,3 +238,15 @@ def build_tiny_clap(folder: Path, fusion: bool = False) -> Path:
     )
     ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(folder))
     return folder
+
+
+def install_for_host(models_dir: Path) -> None:
+    """Put the tiny listening models where the example workflows look for the official ones:
+    models/HeartMuLa/HeartTranscriptor-oss and models/CLAP/larger_clap_music."""
+    models_dir = Path(models_dir)
+    whisper = models_dir / "HeartMuLa" / "HeartTranscriptor-oss"
+    clap = models_dir / "CLAP" / "larger_clap_music"
+    if not (whisper / "config.json").is_file():
+        build_tiny_whisper(whisper)
+    if not (clap / "config.json").is_file():
+        build_tiny_clap(clap)

@@ -50,7 +50,16 @@ def prepare_base_directory(base: Path) -> Path:
     models = base / "models" / "HeartMuLa"
     if not models.exists():
         shutil.copytree(TINY_CHECKPOINTS, models)
+    install_listening_models(base / "models")
     return base
+
+
+def install_listening_models(models_dir: Path) -> None:
+    """Tiny Whisper and CLAP under the names the listening example workflows use (built here, offline)."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from tiny_listening_models import install_for_host
+
+    install_for_host(models_dir)
 
 
 class ComfyServer:
