@@ -135,6 +135,19 @@ def _format_timestamped(tokenizer, ids: torch.Tensor, offset_s: float) -> str:
     return "\n".join(lines)
 
 
+def _generate(model, features: torch.Tensor, options: dict):
+    """``model.generate`` that survives a transformers bug: from 4.50 some 4.x releases crash with
+    "forward() got an unexpected keyword argument 'input_ids'" when ``no_speech_threshold`` is set
+    (huggingface/transformers PR 36809). Then silence detection is dropped (for this and later calls)."""
+    try:
+        return model.generate(features, **options)
+    except TypeError as exc:
+        if "no_speech_threshold" not in options or "input_ids" not in str(exc):
+            raise
+        options.pop("no_speech_threshold")
+        return model.generate(features, **options)
+
+
 def _clock(seconds: float) -> str:
     minutes, rest = divmod(max(0.0, float(seconds)), 60.0)
     return f"{int(minutes):02d}:{rest:05.2f}"
@@ -208,7 +221,7 @@ def transcribe(
             features = processor.feature_extractor(
                 [p[2].numpy() for p in batch], sampling_rate=WHISPER_RATE, return_tensors="pt"
             ).input_features.to(device=device, dtype=dtype)
-            ids = model.generate(features, **options)
+            ids = _generate(model, features, options)
             if not isinstance(ids, torch.Tensor):  # dict output (timestamps / segments)
                 ids = ids["sequences"]
             for (song, start, _), row in zip(batch, ids.cpu()):

@@ -42,7 +42,6 @@ def build_tiny_whisper(folder: Path) -> Path:
         WhisperConfig,
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
-        WhisperProcessor,
         WhisperTokenizerFast,
     )
 
@@ -82,8 +81,6 @@ def build_tiny_whisper(folder: Path) -> Path:
         pad_token_id=eot,
         bos_token_id=eot,
         eos_token_id=eot,
-        suppress_tokens=[],
-        begin_suppress_tokens=[eot],
         tie_word_embeddings=False,
     )
     torch.manual_seed(0)
@@ -115,8 +112,9 @@ def build_tiny_whisper(folder: Path) -> Path:
         alignment_heads=[[0, 0]],
     )
     model.save_pretrained(str(folder))
-    processor = WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer)
-    processor.save_pretrained(str(folder))
+    # saved one by one (not through WhisperProcessor), which every transformers version accepts
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
     return folder
 
 
@@ -171,7 +169,6 @@ def build_tiny_clap(folder: Path, fusion: bool = False) -> Path:
         ClapConfig,
         ClapFeatureExtractor,
         ClapModel,
-        ClapProcessor,
         ClapTextConfig,
         RobertaTokenizerFast,
     )
@@ -236,7 +233,8 @@ def build_tiny_clap(folder: Path, fusion: bool = False) -> Path:
         truncation="fusion" if fusion else "rand_trunc",
         padding="repeatpad",
     )
-    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(folder))
+    extractor.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
     return folder
 
 
