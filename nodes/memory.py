@@ -60,10 +60,32 @@ def wrap(model: torch.nn.Module, load_device, offload_device):
                                             size=module_bytes(model))
 
 
+def partial_load_safe(model: torch.nn.Module) -> bool:
+    """Whether ComfyUI may put only part of ``model`` on the GPU and cast the rest on the fly.
+
+    ComfyUI's ModelPatcher moves weights module by module and only modules whose parameters are all
+    their own; in a partial load it leaves on the offload device any module that does not fit unless
+    it is a ``comfy.ops`` layer (which casts its weights to the input's device per call). So a model
+    is safe to load partially only if every module holding parameters is such a layer and holds no
+    child parameters. Otherwise we ask for a full load: a parameter left behind on the CPU would
+    make the first GPU matmul fail.
+    """
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if not own:
+            continue
+        if not hasattr(module, "comfy_cast_weights"):
+            return False
+        if any(True for child in module.children() for _ in child.parameters()):
+            return False
+    return True
+
+
 def load_for_inference(patcher, memory_required: int) -> torch.device:
     """Ask ComfyUI to put ``patcher`` on its load device with ``memory_required`` bytes free for
-    activations; returns the device to run on."""
-    mm.load_models_gpu([patcher], memory_required=int(memory_required))
+    activations (evicting other models as needed); returns the device to run on."""
+    mm.load_models_gpu([patcher], memory_required=int(memory_required),
+                       force_full_load=not partial_load_safe(patcher.model))
     return patcher.load_device
 
 

@@ -21,6 +21,7 @@ class ComfyHome:
     output: Path
     input: Path
     loads: list = field(default_factory=list)  # (patchers, memory_required) per load_models_gpu call
+    full_loads: list = field(default_factory=list)  # force_full_load of each of those calls
     progress: list = field(default_factory=list)  # (value, total) per progress-bar update
 
     def run(self, node, **inputs):
@@ -67,6 +68,7 @@ def comfy_home(tmp_path, monkeypatch, pack):
 
     def recording_load(models, memory_required=0, **kwargs):
         home.loads.append((list(models), memory_required))
+        home.full_loads.append(kwargs.get("force_full_load", False))
         return real_load(models, memory_required=memory_required, **kwargs)
 
     monkeypatch.setattr(mm, "load_models_gpu", recording_load)

@@ -173,3 +173,21 @@ def test_tags_helper_writes_the_models_format(pack, comfy_home):
     assert tags == "pop,acoustic guitar,female voice,synthesizer,romantic,dreamy pads"
     empty, = comfy_home.run(node, extra="", **{k: "none" for k in choice})
     assert empty == ""
+
+
+def test_partial_loading_is_asked_for_only_when_comfyui_can_do_it_safely(chain, pack):
+    import comfy.ops
+    from torch import nn
+
+    from heartmula_pack.nodes import memory
+
+    ops = comfy.ops.disable_weight_init
+    castable = nn.Sequential(ops.Linear(4, 4), ops.Embedding(3, 4))
+    assert memory.partial_load_safe(castable)
+    assert not memory.partial_load_safe(nn.Sequential(ops.Linear(4, 4), nn.LayerNorm(4)))  # cannot cast per call
+    parent_param = nn.Sequential(ops.Linear(4, 4))
+    parent_param.extra = nn.Parameter(torch.zeros(2))
+    assert not memory.partial_load_safe(parent_param)  # ModelPatcher never moves a non-leaf's own weights
+    chain.decode(chain.sample())
+    expected_full = [not memory.partial_load_safe(chain.lm.model), not memory.partial_load_safe(chain.codec.model)]
+    assert chain.home.full_loads == expected_full
