@@ -15,9 +15,10 @@ import torch
 
 from ..errors import PromptError
 from ..prompt import Prompt
+from .capture import RUNNERS, pick_runner
 from .layers import TransformerState
 from .model import HeartMuLa
-from .sampling import guide, sample_top_k
+from .sampling import draw_race, guide, sample_top_k
 
 FRAME_RATE = 12.5
 
@@ -73,27 +74,32 @@ class FrameSampler:
             torch.tensor([i], device=device) for i in range(2, c.audio_num_codebooks)
         ]
 
-    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+    def draw_noise(self) -> torch.Tensor:
+        """The random draws of one frame (the only use of the generator)."""
+        c = self.model.config
+        return draw_race(self.generator, c.audio_num_codebooks, self.songs, c.audio_vocab_size, self.device)
+
+    def _sample(self, logits: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
         """Sample once per song from guided logits and share the token with its CFG twin: [R]."""
-        tokens = sample_top_k(guide(logits, self.songs, self.cfg), self.top_k, self.temperature, self.generator)
+        tokens = sample_top_k(guide(logits, self.songs, self.cfg), self.top_k, self.temperature, race)
         return tokens.repeat(self.rows // self.songs)
 
-    def _frame_from_hidden(self, last_h: torch.Tensor) -> torch.Tensor:
-        """Backbone output [R, D] -> all codebooks of the frame [R, n] via the depth decoder."""
+    def _frame_from_hidden(self, last_h: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
+        """Backbone output [R, D] + frame noise -> all codebooks of the frame [R, n] via the depth decoder."""
         m = self.model
-        token = self._sample(m.codebook0_head(last_h))
+        token = self._sample(m.codebook0_head(last_h), race[0])
         tokens = [token]
         x = m.projection(torch.stack([last_h, m.embed_audio(0, token).to(self.dtype)], dim=1))
         for i in range(1, m.config.audio_num_codebooks):
             h = m.decoder(x, self.decoder_pos[i - 1], self.decoder_state)[:, -1]
-            token = self._sample(m.codebook_logits(i, h))
+            token = self._sample(m.codebook_logits(i, h), race[i])
             tokens.append(token)
             if i + 1 < m.config.audio_num_codebooks:
                 x = m.projection(m.embed_audio(i, token).to(self.dtype)[:, None])
         return torch.stack(tokens, dim=1)
 
-    def prompt_pass(self, prompt: Prompt) -> torch.Tensor:
-        return self._frame_from_hidden(self.prompt_hidden(prompt))
+    def prompt_pass(self, prompt: Prompt, race: torch.Tensor) -> torch.Tensor:
+        return self._frame_from_hidden(self.prompt_hidden(prompt), race)
 
     def prompt_hidden(self, prompt: Prompt) -> torch.Tensor:
         """Run the backbone over the prompt, filling the cache; last hidden state [R, D]."""
@@ -104,11 +110,28 @@ class FrameSampler:
         pos = torch.arange(prompt.length, device=self.device)
         return self.model.backbone(x, pos, self.backbone_state)[:, -1]
 
-    def step(self, previous: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
-        """The frame step: previous frame [R, n] at backbone position [1] -> next frame [R, n]."""
+    def step(self, previous: torch.Tensor, position: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
+        """The frame step, tensors in and out, no host sync: previous frame [R, n] at backbone
+        position [1] with the frame's noise [n, B, V] -> next frame [R, n]."""
         x = self.model.embed_frame(previous).to(self.dtype)
         h = self.model.backbone(x, position, self.backbone_state)[:, -1]
-        return self._frame_from_hidden(h)
+        return self._frame_from_hidden(h, race)
+
+
+def estimate_generation_bytes(config, prompt_length: int, max_frames: int, batch_size: int, cfg_scale: float,
+                              dtype: torch.dtype) -> int:
+    """Memory a generation needs beyond the weights (ComfyUI's ``memory_required``): KV caches,
+    RoPE/mask tables and the prompt pass's activations, which are the peak."""
+    rows = batch_size * (2 if cfg_scale != 1.0 else 1)
+    size = torch.empty((), dtype=dtype).element_size()
+    bb, dec = config.backbone, config.decoder
+    max_len = prompt_length + max_frames
+    caches = 2 * rows * size * (bb.num_layers * bb.num_kv_heads * max_len * bb.head_dim
+                                + dec.num_layers * dec.num_kv_heads * config.audio_num_codebooks * dec.head_dim)
+    tables = max_len * max_len + 8 * max_len * bb.head_dim // 2
+    hidden = rows * prompt_length * (6 * bb.embed_dim + 3 * bb.intermediate_dim) * size
+    scores = rows * bb.num_heads * prompt_length * max_len * 4
+    return int(caches + tables + hidden + scores)
 
 
 def model_device_dtype(model: HeartMuLa):
@@ -133,12 +156,16 @@ def generate(
     dtype=None,
     on_frame: Callable[[int, int], None] | None = None,
     check_cancel: Callable[[], None] | None = None,
-    eos_check_every: int = 1,
+    eos_check_every: int | None = None,
+    capture: str = "auto",
 ) -> Generated:
     """Sample ``batch_size`` independent songs for one prompt. Same seed, same codes.
 
     ``generator`` (or a fresh one seeded with ``seed`` on the run device) is the only randomness.
     ``check_cancel`` is called before every frame and cancels by raising; caches are freed either way.
+    ``capture``: auto (CUDA graph on CUDA, eager elsewhere), eager, compile or cuda_graph.
+    ``eos_check_every``: frames between the host reads that stop the loop once every song ended
+    (default 1 in eager mode, 8 with a CUDA graph, where the read would stall the queue).
     """
     if temperature <= 0:
         raise PromptError(f"temperature must be > 0 (got {temperature}); use top-k 1 for greedy sampling.")
@@ -153,6 +180,10 @@ def generate(
         generator = torch.Generator(device=device).manual_seed(int(seed))
     sampler = FrameSampler(model, songs=batch_size, cfg_scale=cfg_scale, top_k=top_k, temperature=temperature,
                            max_len=prompt.length + max_frames, generator=generator, device=device, dtype=dtype)
+    runner_name = pick_runner(capture, device)
+    if eos_check_every is None:
+        eos_check_every = 8 if runner_name == "cuda_graph" else 1
+    runner = RUNNERS[runner_name](sampler)
     try:
         n = model.config.audio_num_codebooks
         codes = torch.zeros(batch_size, n, max_frames, dtype=torch.long, device=device)
@@ -161,7 +192,7 @@ def generate(
         if check_cancel:
             check_cancel()
         t0 = time.perf_counter()
-        frame = sampler.prompt_pass(prompt)
+        frame = sampler.prompt_pass(prompt, sampler.draw_noise())
         codes[:, :, 0] = frame[:batch_size]
         if on_frame:
             on_frame(1, max_frames)
@@ -170,8 +201,7 @@ def generate(
         for t in range(1, max_frames):
             if check_cancel:
                 check_cancel()
-            position = torch.tensor([prompt.length + t - 1], device=device)
-            frame = sampler.step(frame, position)
+            frame = runner(frame, prompt.length + t - 1)
             frames_run += 1
             song_frame = frame[:batch_size]
             codes[:, :, t] = song_frame
@@ -190,4 +220,4 @@ def generate(
             out[b, :, length:] = 0
         return Generated(out, lengths_cpu, t1 - t0, t2 - t1, frames_run)
     finally:
-        del sampler
+        del runner, sampler

@@ -28,6 +28,8 @@ class RMSNorm(nn.Module):
         self.scale = nn.Parameter(torch.empty(dim, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:  # one fused kernel; same math as below
+            return F.rms_norm(x, (x.shape[-1],), self.scale.float(), self.eps)
         xf = x.float()
         normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
         return normed * self.scale.to(x.dtype)
@@ -47,18 +49,16 @@ def llama3_inv_freq(cfg: LlamaConfig, device=None) -> torch.Tensor:
 
 
 def rope_table(cfg: LlamaConfig, length: int, device) -> torch.Tensor:
-    """[length, head_dim // 2, 2] cos/sin for positions 0..length-1 (float32)."""
+    """[length, head_dim // 2] unit complex numbers e^(i * pos * freq) for positions 0..length-1."""
     angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), llama3_inv_freq(cfg, device))
-    return torch.stack([angles.cos(), angles.sin()], dim=-1)
+    return torch.polar(torch.ones_like(angles), angles)
 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent channel pairs of x [B, S, H, D] by table [S, D/2, 2] (already indexed by position)."""
-    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
-    cos, sin = table[None, :, None, :, 0], table[None, :, None, :, 1]
-    a, b = pairs[..., 0], pairs[..., 1]
-    out = torch.stack([a * cos - b * sin, b * cos + a * sin], dim=-1)
-    return out.flatten(-2).type_as(x)
+    """Rotate adjacent channel pairs (re, im) of x [B, S, H, D] by table [S, D/2] (indexed by position).
+    Computed in float32 as one complex multiply."""
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * table[None, :, None]).flatten(-2).type_as(x)
 
 
 class KVCache:
@@ -80,7 +80,7 @@ class TransformerState:
     """Everything one generation needs besides weights: caches, RoPE table, causal mask."""
 
     caches: list[KVCache]
-    rope: torch.Tensor  # [max_len, head_dim/2, 2]
+    rope: torch.Tensor  # [max_len, head_dim/2] complex64
     causal: torch.Tensor  # [max_len, max_len] bool
 
     @classmethod

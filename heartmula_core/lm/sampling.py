@@ -10,14 +10,19 @@ from __future__ import annotations
 import torch
 
 
-def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    """logits [N, V] -> token ids [N] (int64)."""
+def draw_race(generator: torch.Generator, codebooks: int, songs: int, vocab: int, device) -> torch.Tensor:
+    """All the noise one frame needs, [codebooks, songs, vocab], in one call. On the CPU this is the
+    same stream as one [songs, vocab] draw per codebook, the order the reference implementation uses."""
+    return torch.empty(codebooks, songs, vocab, device=device).exponential_(1.0, generator=generator)
+
+
+def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float, race: torch.Tensor) -> torch.Tensor:
+    """logits [N, V] and Exponential(1) noise [N, V] -> token ids [N] (int64)."""
     logits = logits.float() / temperature
     k = min(int(top_k), logits.shape[-1])
     kth_best = torch.topk(logits, k, dim=-1).values[..., -1:]
     logits = logits.masked_fill(logits < kth_best, float("-inf"))
     probs = torch.softmax(torch.log_softmax(logits, dim=-1), dim=-1)
-    race = torch.empty_like(probs).exponential_(1.0, generator=generator)
     return torch.argmax(probs / race, dim=-1)
 
 

@@ -1,0 +1,74 @@
+"""The frame step is capture-ready: tensors in and out, no host reads; captured paths match eager."""
+
+import pytest
+import torch
+
+from heartmula_core.checkpoints import load_lm
+from heartmula_core.lm.generate import FrameSampler, generate
+from heartmula_core.prompt import build_prompt
+from lm_fixtures import TINY_LM
+
+HOST_READS = ["item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "__len__"]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return load_lm(TINY_LM)
+
+
+@pytest.fixture(scope="module")
+def prompt(lm):
+    return build_prompt(lm.tokenizer, lm.gen_config, "rock,guitar", "[chorus]\nhey hey\n")
+
+
+def test_frame_step_takes_and_returns_tensors_without_host_reads(lm, prompt, monkeypatch):
+    with torch.inference_mode():
+        sampler = FrameSampler(lm.model, songs=2, cfg_scale=1.5, top_k=5, temperature=1.0,
+                               max_len=prompt.length + 4, generator=torch.Generator().manual_seed(0),
+                               device=torch.device("cpu"), dtype=torch.float32)
+        frame = sampler.prompt_pass(prompt, sampler.draw_noise())
+        position = torch.tensor([prompt.length])
+        noise = sampler.draw_noise()
+
+        def forbidden(name):
+            def read(*_a, **_k):
+                raise AssertionError(f"host read Tensor.{name} inside the frame step")
+            return read
+
+        for name in HOST_READS:
+            monkeypatch.setattr(torch.Tensor, name, forbidden(name))
+        out = sampler.step(frame, position, noise)
+        monkeypatch.undo()
+    assert isinstance(out, torch.Tensor) and out.shape == (4, 8)
+    assert torch.equal(out[:2], out[2:]), "a CFG pair shares its tokens"
+
+
+def test_compiled_and_eager_give_identical_greedy_codes(lm, prompt):
+    kw = dict(max_frames=6, eos_id=lm.gen_config.audio_eos_id, top_k=1, cfg_scale=1.5, batch_size=2)
+    eager = generate(lm.model, prompt, capture="eager", **kw)
+    compiled = generate(lm.model, prompt, capture="compile", **kw)
+    assert torch.equal(eager.codes, compiled.codes)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_matches_eager_and_never_syncs(prompt):
+    from heartmula_core.lm.capture import CudaGraphStep
+
+    gpu = load_lm(TINY_LM, device="cuda")
+    for top_k in (1, 8):
+        kw = dict(max_frames=20, eos_id=gpu.gen_config.audio_eos_id, top_k=top_k, cfg_scale=1.5, batch_size=2, seed=3)
+        eager = generate(gpu.model, prompt, capture="eager", **kw)
+        graph = generate(gpu.model, prompt, capture="cuda_graph", **kw)
+        assert torch.equal(eager.codes, graph.codes)
+    with torch.inference_mode():
+        sampler = FrameSampler(gpu.model, songs=1, cfg_scale=1.5, top_k=8, temperature=1.0,
+                               max_len=prompt.length + 8, generator=torch.Generator("cuda").manual_seed(0),
+                               device=torch.device("cuda"), dtype=torch.float32)
+        runner = CudaGraphStep(sampler)
+        frame = runner(sampler.prompt_pass(prompt, sampler.draw_noise()), prompt.length)
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for t in range(1, 6):
+                frame = runner(frame, prompt.length + t)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
