@@ -109,7 +109,7 @@ def _crossfade_into(out: torch.Tensor, piece: torch.Tensor, start: int, overlap:
     out[:, start + n:end] = piece[:, n:]
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: callers may edit the returned tensor in place
 def decode(
     codec: HeartCodec,
     codes: torch.Tensor,
