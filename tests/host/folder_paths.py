@@ -39,19 +39,19 @@ def get_temp_directory() -> str:
     return temp_directory
 
 
-def set_output_directory(path: str) -> None:
+def set_output_directory(output_dir: str) -> None:
     global output_directory
-    output_directory = path
+    output_directory = output_dir
 
 
-def set_input_directory(path: str) -> None:
+def set_input_directory(input_dir: str) -> None:
     global input_directory
-    input_directory = path
+    input_directory = input_dir
 
 
-def set_temp_directory(path: str) -> None:
+def set_temp_directory(temp_dir: str) -> None:
     global temp_directory
-    temp_directory = path
+    temp_directory = temp_dir
 
 
 def add_model_folder_path(folder_name: str, full_folder_path: str, is_default: bool = False) -> None:

@@ -103,13 +103,19 @@ def test_object_info_lists_every_node(server, object_info):
     missing = sorted(declared - set(ours))
     if missing:
         fail_with_log(server, f"declared in nodes/ but absent from /object_info: {missing}")
-    for name, definition in ours.items():
-        assert definition["category"].startswith(PACK_CATEGORY), (name, definition["category"])
-        assert definition.get("display_name"), name
-        assert definition.get("description"), f"{name} has no description"
+    faults = []
+    for name, definition in sorted(ours.items()):
+        if not definition["category"].startswith(PACK_CATEGORY):
+            faults.append(f"{name}: category {definition['category']!r} is outside {PACK_CATEGORY}")
+        if not definition.get("display_name"):
+            faults.append(f"{name}: no display name")
+        if not definition.get("description"):
+            faults.append(f"{name}: no description")
         for input_name, spec in ordered_inputs(definition):
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+            if not options.get("tooltip"):
+                faults.append(f"{name}.{input_name}: no tooltip")
+    assert not faults, "node definitions as /object_info serves them:\n" + "\n".join(faults)
 
 
 def test_workflow_templates_lists_the_examples(server):
@@ -244,6 +250,64 @@ def test_example_workflow_runs(server, object_info, workflow_path):
         assert info.samples > 0, (path.name, info)
         max_frames = round(SONG_SECONDS * 12.5) + 1
         assert info.seconds <= max_frames * SAMPLES_PER_FRAME / SAMPLE_RATE + 0.1, (path.name, info)
+        if path.suffix == ".flac":
+            assert info.samples % SAMPLES_PER_FRAME == 0, f"{path.name}: {info.samples} samples is not whole code frames"
         if lengths is not None and path.suffix == ".flac":
             assert info.samples == max(lengths) * SAMPLES_PER_FRAME, (path.name, info, lengths)
         print(f"  {path.name}: {info.sample_rate} Hz, {info.channels} ch, {info.seconds:.2f} s")
+
+
+def test_standin_schemas_match_object_info(object_info):
+    """tests/host builds each node's /object_info entry exactly as the real server does."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent / "standin_schemas.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    standin = json.loads(done.stdout)
+    faults = []
+    for node_id, ours in sorted(standin.items()):
+        real = object_info.get(node_id)
+        if real is None:
+            faults.append(f"{node_id}: built by the stand-in, absent from the real /object_info")
+            continue
+        for key in ("output", "output_node", "category", "display_name"):
+            if ours[key] != real[key]:
+                faults.append(f"{node_id}.{key}: stand-in {ours[key]!r}, ComfyUI {real[key]!r}")
+        for group in ("required", "optional", "hidden"):
+            a, b = ours["input"].get(group, {}), real["input"].get(group, {})
+            if list(a) != list(b):
+                faults.append(f"{node_id} {group} inputs: stand-in {list(a)}, ComfyUI {list(b)}")
+                continue
+            for name in a:
+                if json.loads(json.dumps(a[name])) != b[name]:
+                    faults.append(f"{node_id}.{name}: stand-in {a[name]}, ComfyUI {b[name]}")
+    assert not faults, "the stand-in's schemas differ from ComfyUI's:\n" + "\n".join(faults)
+
+
+def test_frontend_loads_every_example(server, object_info):
+    """The real web front end loads each example (Templates browser and drag-and-drop) without a
+    validation toast or missing-node dialog, and turns it into the same prompt our conversion gives."""
+    from check_frontend import browser_missing_reason, check_all
+
+    reason = browser_missing_reason()
+    if reason:
+        pytest.skip(f"front-end check: {reason}")
+    names = [p.stem for p in example_files()]
+    report = check_all(server.url, names)
+    faults = []
+    for name, item in report.items():
+        faults += [f"{name}: {p}" for p in item["problems"]]
+        if item["prompt"] is None:
+            continue
+        ours = convert(json.loads((EXAMPLES / f"{name}.json").read_text()), object_info)
+        theirs = item["prompt"]
+        if sorted(ours) != sorted(theirs):
+            faults.append(f"{name}: front end queues nodes {sorted(theirs)}, our conversion {sorted(ours)}")
+            continue
+        for node_id, node in theirs.items():
+            known = {n for n, _ in ordered_inputs(object_info[node["class_type"]])}
+            front = {k: v for k, v in node["inputs"].items() if k in known}  # drops UI-only widgets (audioUI)
+            if front != ours[node_id]["inputs"]:
+                faults.append(f"{name} node {node_id} ({node['class_type']}): front end {front}, ours {ours[node_id]['inputs']}")
+    assert not faults, "\n".join(faults)

@@ -1,0 +1,39 @@
+"""Print, as JSON, what the stand-in host (tests/host) says each pack node's /object_info entry is.
+
+Run in its own process (the stand-in's ``comfy_api`` must not meet ComfyUI's); the real-host test
+compares the result with the real server's /object_info, so a test that builds widget values from
+the stand-in's schema cannot pass on the stand-in and fail in ComfyUI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "host"))
+    spec = importlib.util.spec_from_file_location("heartmula_pack", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules["heartmula_pack"] = pack
+    spec.loader.exec_module(pack)
+    out = {}
+    for cls in pack.node_classes():
+        schema = cls.GET_SCHEMA()
+        out[schema.node_id] = {
+            "input": cls.INPUT_TYPES(),
+            "output": [o.io_type for o in schema.outputs or []],
+            "output_node": schema.is_output_node,
+            "category": schema.category,
+            "display_name": schema.display_name,
+        }
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
