@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable as a script
 
 from heartmula_core.codec import CodecConfig, build_codec, checkpoint_layout, decode, load_codec  # noqa: E402
 

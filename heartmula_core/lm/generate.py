@@ -36,6 +36,14 @@ class Generated:
         return 1000.0 * self.frame_seconds / max(self.frames_run - 1, 1)
 
 
+CACHE_BUCKET = 256  # KV caches are sized in steps of this, so compiled/captured steps can be reused
+
+
+def cache_length(model: HeartMuLa, prompt_length: int, max_frames: int) -> int:
+    needed = prompt_length + max_frames
+    return min(-(-needed // CACHE_BUCKET) * CACHE_BUCKET, context_limit(model))
+
+
 def frames_for_seconds(seconds: float) -> int:
     return int(round(seconds * FRAME_RATE))
 
@@ -125,7 +133,7 @@ def estimate_generation_bytes(config, prompt_length: int, max_frames: int, batch
     rows = batch_size * (2 if cfg_scale != 1.0 else 1)
     size = torch.empty((), dtype=dtype).element_size()
     bb, dec = config.backbone, config.decoder
-    max_len = prompt_length + max_frames
+    max_len = prompt_length + max_frames + CACHE_BUCKET
     caches = 2 * rows * size * (bb.num_layers * bb.num_kv_heads * max_len * bb.head_dim
                                 + dec.num_layers * dec.num_kv_heads * config.audio_num_codebooks * dec.head_dim)
     tables = max_len * max_len + 8 * max_len * bb.head_dim // 2
@@ -179,7 +187,7 @@ def generate(
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(int(seed))
     sampler = FrameSampler(model, songs=batch_size, cfg_scale=cfg_scale, top_k=top_k, temperature=temperature,
-                           max_len=prompt.length + max_frames, generator=generator, device=device, dtype=dtype)
+                           max_len=cache_length(model, prompt.length, max_frames), generator=generator, device=device, dtype=dtype)
     runner_name = pick_runner(capture, device)
     if eos_check_every is None:
         eos_check_every = 8 if runner_name == "cuda_graph" else 1

@@ -1,0 +1,148 @@
+"""One table for every step: LM ms/frame and real-time factor (prompt pass separate), codec seconds
+per audio second, peak memory and the memory estimate the nodes pass to ComfyUI, eager vs captured.
+
+    python -m benchmarks.run --device cuda|cpu --size tiny|medium|3B [--frames 200] [--seconds 30]
+
+"Captured" is a CUDA graph of the LM frame step on CUDA and torch.compile on the CPU; for the codec
+it is torch.compile of the flow-matching estimator. Each row runs in a fresh process so its peak
+memory (CUDA max allocated, or CPU peak RSS) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from .table import print_table
+
+CODEC_SIZE = {"tiny": "tiny", "medium": "medium", "3B": "real"}
+
+
+def _peak_bytes(device: str) -> int:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run_lm(size: str, device: str, mode: str, frames: int) -> dict:
+    from heartmula_core.lm.generate import estimate_generation_bytes, generate
+    from heartmula_core.weights import module_param_bytes
+
+    from .lm_sizes import SIZES
+    from .random_lm import never_eos, random_lm, random_prompt
+
+    config = SIZES[size]
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = random_lm(config, device, dtype)
+    prompt = random_prompt(config)
+    capture = {"eager": "eager", "captured": "cuda_graph" if device == "cuda" else "compile"}[mode]
+    kw = dict(eos_id=never_eos(config), cfg_scale=1.5, top_k=50, batch_size=1, capture=capture)
+    generate(model, prompt, max_frames=min(frames, 16), **kw)  # warm-up / compile
+    weights = module_param_bytes(model)
+    base = _peak_bytes(device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    out = generate(model, prompt, max_frames=frames, **kw)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    peak = _peak_bytes(device)
+    used = peak - weights if device == "cuda" else max(peak - base, 0)
+    estimate = estimate_generation_bytes(config, prompt.length, frames, 1, 1.5, dtype)
+    return {"step": "LM", "mode": mode, "ms/frame": round(out.ms_per_frame, 2),
+            "RTF": round(out.ms_per_frame / 80.0, 4), "prompt ms": round(out.prompt_seconds * 1e3, 1),
+            "codec s/audio s": "", "peak GiB": round(peak / 2**30, 3),
+            "measured extra MiB": round(used / 2**20, 1), "estimate MiB": round(estimate / 2**20, 1)}
+
+
+def run_codec(size: str, device: str, mode: str, seconds: float) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    from heartmula_core.codec import CodecConfig, decode, estimate_decode_bytes, load_codec
+    from heartmula_core.weights import module_param_bytes
+
+    from . import bench_codec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if size == "tiny":
+            codec = load_codec(bench_codec.TINY, device=device)
+        elif size == "medium":
+            codec = load_codec(bench_codec.write_random_checkpoint(Path(tmp) / "medium", bench_codec.MEDIUM), device=device)
+        else:
+            codec = bench_codec.random_codec_in_memory(CodecConfig(), torch.device(device),
+                                                       torch.bfloat16 if device == "cuda" else torch.float32)
+    if mode == "captured":
+        est = codec.flow_matching.estimator
+        est.forward = torch.compile(est.forward, dynamic=False)
+    frames = round(seconds * 12.5)
+    codes = torch.randint(0, codec.config.codebook_size, (1, 8, frames), generator=torch.Generator().manual_seed(1))
+    decode(codec, codes[:, :, :13], steps=2)  # warm-up / compile
+    weights = module_param_bytes(codec)
+    base = _peak_bytes(device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    decode(codec, codes, generator=torch.Generator().manual_seed(0))
+    if device == "cuda":
+        torch.cuda.synchronize()
+    took = time.perf_counter() - start
+    peak = _peak_bytes(device)
+    used = peak - weights if device == "cuda" else max(peak - base, 0)
+    estimate = estimate_decode_bytes(codec.config, 1, codec.transformer_dtype)
+    return {"step": "codec", "mode": mode, "ms/frame": "", "RTF": round(took / seconds, 4), "prompt ms": "",
+            "codec s/audio s": round(took / seconds, 4), "peak GiB": round(peak / 2**30, 3),
+            "measured extra MiB": round(used / 2**20, 1), "estimate MiB": round(estimate / 2**20, 1)}
+
+
+def one(args) -> None:
+    torch.set_num_threads(args.threads)
+    kind, mode = args.one.split(":")
+    row = run_lm(args.size, args.device, mode, args.frames) if kind == "lm" else \
+        run_codec(CODEC_SIZE[args.size], args.device, mode, args.seconds)
+    print("ROW " + json.dumps(row))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--size", default="medium", choices=["tiny", "medium", "3B"])
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=30.0, help="audio decoded by the codec rows")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="lm,codec", help="lm, codec or both")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        return one(args)
+    rows = []
+    for kind in args.only.split(","):
+        for mode in ("eager", "captured"):
+            cmd = [sys.executable, "-m", "benchmarks.run", "--one", f"{kind}:{mode}", "--device", args.device,
+                   "--size", args.size, "--frames", str(args.frames), "--seconds", str(args.seconds),
+                   "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            found = [line[4:] for line in out.stdout.splitlines() if line.startswith("ROW ")]
+            if not found:
+                print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
+                rows.append({"step": kind, "mode": mode, "ms/frame": "failed"})
+                continue
+            rows.append(json.loads(found[0]))
+        eager, captured = rows[-2], rows[-1]
+        key = "ms/frame" if kind == "lm" else "codec s/audio s"
+        if isinstance(eager.get(key), float) and isinstance(captured.get(key), float) and captured[key]:
+            captured["eager/captured"] = round(eager[key] / captured[key], 2)
+    gpu = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
+    print_table(rows, title=f"HeartMuLa {args.size} on {gpu}, torch {torch.__version__}; LM: CFG on, top-k 50, "
+                            f"batch 1, {args.frames} frames; codec: {args.seconds:g} s, 10 steps")
+
+
+if __name__ == "__main__":
+    main()
