@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from comfy_api.latest import io
 
+from ..heartmula_core.errors import PromptError
 from ..heartmula_core.prompt import build_prompt
 from .types import CATEGORY, LMSocket, PromptSocket
 
@@ -38,7 +40,18 @@ class HeartMuLaLyricsTags(io.ComfyNode):
 
     @classmethod
     def execute(cls, lm, tags: str, lyrics: str) -> io.NodeOutput:
+        for what, text in (("tags", tags), ("lyrics", lyrics)):
+            refuse_file_path(text, what)
         return io.NodeOutput(build_prompt(lm.tokenizer, lm.gen_config, tags, lyrics))
+
+
+def refuse_file_path(text: str, what: str) -> None:
+    """The core's build_prompt reads a file when given its path (handy on the command line). In a
+    server, a text box must never read files on the host: a box that names one is refused."""
+    candidate = text.strip()
+    if candidate and "\n" not in candidate and len(candidate) < 4096 and os.path.isfile(candidate):
+        raise PromptError(f"The {what} box holds the path of a file ({candidate}); this node takes the text "
+                          f"itself. Paste the {what} into the box.")
 
 
 # Vocabulary users report working (heartlib issue #17) grouped by the paper's tag categories.

@@ -191,3 +191,26 @@ def test_partial_loading_is_asked_for_only_when_comfyui_can_do_it_safely(chain, 
     chain.decode(chain.sample())
     expected_full = [not memory.partial_load_safe(chain.lm.model), not memory.partial_load_safe(chain.codec.model)]
     assert chain.home.full_loads == expected_full
+
+
+def test_text_boxes_never_read_files_on_the_server(chain, pack, tmp_path):
+    from heartmula_pack.heartmula_core.errors import PromptError
+    from heartmula_pack.nodes import conditioning
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("[Verse]\nprivate words")
+    with pytest.raises(PromptError, match="path of a file"):
+        chain.home.run(conditioning.HeartMuLaLyricsTags, lm=chain.lm, tags="piano", lyrics=str(secret))
+
+
+def test_lm_memory_estimate_grows_with_length_batch_and_guidance(pack):
+    from heartmula_pack.heartmula_core.lm.config import HeartMuLaConfig
+    from heartmula_pack.nodes import memory
+    from heartmula_node_env import TINY_CKPT
+
+    config = HeartMuLaConfig.from_file(TINY_CKPT / LM_NAME / "config.json")
+    base = memory.lm_generation_bytes(config, 1, 1.5, 100, 200, torch.float32)
+    assert memory.lm_generation_bytes(config, 1, 1.5, 100, 400, torch.float32) > base
+    assert memory.lm_generation_bytes(config, 2, 1.5, 100, 200, torch.float32) > base
+    assert memory.lm_generation_bytes(config, 1, 1.0, 100, 200, torch.float32) < base
+    assert memory.lm_generation_bytes(config, 1, 1.5, 100, 200, torch.bfloat16) < base
