@@ -84,7 +84,7 @@ class LoadHeartCodec(io.ComfyNode):
     def execute(cls, codec: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
         folder = model_folders.resolve("codec", codec, download_if_missing)
         load_device, offload_device = memory.codec_devices()
-        torch_dtype = memory.pick_dtype(dtype, load_device)
+        torch_dtype = memory.pick_dtype(dtype, load_device, CODEC_DTYPES)
         model = load_codec(folder, device=offload_device, dtype=torch_dtype, operations=memory.layer_operations())
         patcher = memory.wrap(model, load_device, offload_device)
         log.info("HeartMuLa: loaded codec %s as %s (%.2f GB)", folder, torch_dtype, patcher.size / 1e9)

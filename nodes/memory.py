@@ -35,12 +35,13 @@ def codec_devices() -> tuple[torch.device, torch.device]:
     return mm.vae_device(), mm.vae_offload_device()
 
 
-def pick_dtype(choice: str, load_device) -> torch.dtype:
-    """``auto`` = bf16 where ComfyUI says the device runs it well, else fp32."""
+def pick_dtype(choice: str, load_device, allowed=DTYPE_CHOICES) -> torch.dtype:
+    """``auto`` = bf16 where ComfyUI says the device runs it well, else fp32. The server does not
+    check dropdown values of V3 nodes, so the choice is checked here."""
+    if choice not in allowed:
+        raise ValueError(f"dtype must be one of {', '.join(allowed)}, got {choice!r}.")
     if choice == "auto":
         return torch.bfloat16 if mm.should_use_bf16(load_device) else torch.float32
-    if choice not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {choice!r}.")
     return _DTYPES[choice]
 
 

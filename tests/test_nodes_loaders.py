@@ -183,3 +183,11 @@ def test_broken_checkpoint_error_comes_from_the_core_with_the_file_named(nodes, 
     (comfy_home.models / LM_NAME / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="model.safetensors"):
         comfy_home.run(loaders.LoadHeartMuLaLM, model=LM_NAME, dtype="auto", download_if_missing=False)
+
+
+def test_dtype_outside_the_dropdown_is_refused_with_the_choices(nodes, comfy_home):
+    loaders, _ = nodes
+    with pytest.raises(ValueError, match="auto, bf16, fp16, fp32.*'fp8'"):
+        comfy_home.run(loaders.LoadHeartMuLaLM, model=LM_NAME, dtype="fp8", download_if_missing=False)
+    with pytest.raises(ValueError, match="fp32, bf16, fp16.*'auto'"):
+        comfy_home.run(loaders.LoadHeartCodec, codec=CODEC_NAME, dtype="auto", download_if_missing=False)
