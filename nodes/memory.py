@@ -103,21 +103,3 @@ def progress_reporter(total: int) -> Callable[[int, int], None]:
         bar.update_absolute(done, new_total)
 
     return report
-
-
-def lm_generation_bytes(config, batch_size: int, cfg_scale: float, prompt_length: int, max_frames: int,
-                        dtype: torch.dtype) -> int:
-    """Peak memory of one generation besides weights: KV caches of backbone and decoder for every
-    row (doubled under CFG) over prompt + frames, the causal mask, and the prompt pass (its
-    activations and attention scores of the prompt against the whole cache)."""
-    elt = torch.empty((), dtype=dtype).element_size()
-    rows = batch_size * (2 if cfg_scale != 1.0 else 1)
-    positions = prompt_length + max_frames
-    bb, dec = config.backbone, config.decoder
-    kv = 2 * bb.num_layers * rows * positions * bb.num_kv_heads * bb.head_dim * elt
-    kv += 2 * dec.num_layers * rows * config.audio_num_codebooks * dec.num_kv_heads * dec.head_dim * elt
-    mask = positions * positions
-    activations = rows * prompt_length * (3 * bb.intermediate_dim + 6 * bb.embed_dim) * elt
-    scores = rows * bb.num_heads * prompt_length * positions * 4
-    logits = rows * config.audio_vocab_size * 4 * 4
-    return int(kv + mask + activations + scores + logits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..heartmula_core.lm.generate import check_fits, frames_for_seconds, generate
+from ..heartmula_core.lm.generate import check_fits, estimate_generation_bytes, frames_for_seconds, generate
 from . import memory
 from .types import CATEGORY, FRAME_RATE, CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
 
@@ -49,7 +49,7 @@ class HeartMuLaSampler(io.ComfyNode):
         model = lm.patcher.model
         max_frames = frames_for_seconds(seconds)
         check_fits(model, prompt, max_frames)  # a clear error before any memory is moved
-        needed = memory.lm_generation_bytes(lm.config, batch_size, cfg_scale, prompt.length, max_frames, lm.dtype)
+        needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, batch_size, cfg_scale, lm.dtype)
         device = memory.load_for_inference(lm.patcher, needed)
         result = generate(
             model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id, temperature=temperature,

@@ -205,12 +205,12 @@ def test_text_boxes_never_read_files_on_the_server(chain, pack, tmp_path):
 
 def test_lm_memory_estimate_grows_with_length_batch_and_guidance(pack):
     from heartmula_pack.heartmula_core.lm.config import HeartMuLaConfig
-    from heartmula_pack.nodes import memory
+    from heartmula_pack.heartmula_core.lm.generate import estimate_generation_bytes
     from heartmula_node_env import TINY_CKPT
 
     config = HeartMuLaConfig.from_file(TINY_CKPT / LM_NAME / "config.json")
-    base = memory.lm_generation_bytes(config, 1, 1.5, 100, 200, torch.float32)
-    assert memory.lm_generation_bytes(config, 1, 1.5, 100, 400, torch.float32) > base
-    assert memory.lm_generation_bytes(config, 2, 1.5, 100, 200, torch.float32) > base
-    assert memory.lm_generation_bytes(config, 1, 1.0, 100, 200, torch.float32) < base
-    assert memory.lm_generation_bytes(config, 1, 1.5, 100, 200, torch.bfloat16) < base
+    base = estimate_generation_bytes(config, 100, 200, 1, 1.5, torch.float32)
+    assert estimate_generation_bytes(config, 100, 400, 1, 1.5, torch.float32) > base
+    assert estimate_generation_bytes(config, 100, 200, 2, 1.5, torch.float32) > base
+    assert estimate_generation_bytes(config, 100, 200, 1, 1.0, torch.float32) < base
+    assert estimate_generation_bytes(config, 100, 200, 1, 1.5, torch.bfloat16) < base
