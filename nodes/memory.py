@@ -69,11 +69,12 @@ def partial_load_safe(model: torch.nn.Module) -> bool:
     it is a ``comfy.ops`` layer (which casts its weights to the input's device per call). So a model
     is safe to load partially only if every module holding parameters is such a layer and holds no
     child parameters. Otherwise we ask for a full load: a parameter left behind on the CPU would
-    make the first GPU matmul fail.
+    make the first GPU matmul fail. Core modules that move their own weights to the input's device
+    per call say so with ``casts_own_weights = True`` (the LM's RMSNorm and its bare ``audio_head``).
     """
     for module in model.modules():
         own = list(module.parameters(recurse=False))
-        if not own:
+        if not own or getattr(module, "casts_own_weights", False):
             continue
         if not hasattr(module, "comfy_cast_weights"):
             return False

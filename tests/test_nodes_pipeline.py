@@ -188,9 +188,28 @@ def test_partial_loading_is_asked_for_only_when_comfyui_can_do_it_safely(chain, 
     parent_param = nn.Sequential(ops.Linear(4, 4))
     parent_param.extra = nn.Parameter(torch.zeros(2))
     assert not memory.partial_load_safe(parent_param)  # ModelPatcher never moves a non-leaf's own weights
+    assert memory.partial_load_safe(chain.lm.patcher.model), "the LM casts what ComfyUI may leave behind"
     chain.decode(chain.sample())
-    expected_full = [not memory.partial_load_safe(chain.lm.model), not memory.partial_load_safe(chain.codec.model)]
+    expected_full = [False, not memory.partial_load_safe(chain.codec.model)]
     assert chain.home.full_loads == expected_full
+
+
+def test_lm_runs_when_a_partial_load_leaves_its_own_weights_on_another_device(chain, pack):
+    """What ComfyUI's partial load does to modules it cannot move: their weights stay behind. The
+    LM's RMSNorm scales and audio_head move themselves to the activations' device and dtype per call,
+    shown here with a different dtype standing in for a different device."""
+    import copy
+
+    from heartmula_pack.heartmula_core.lm.generate import generate
+
+    model = copy.deepcopy(chain.lm.patcher.model)
+    reference = generate(model, chain.prompt, max_frames=6, eos_id=chain.lm.gen_config.audio_eos_id, top_k=1)
+    for module in model.modules():
+        if getattr(module, "casts_own_weights", False):
+            for name, param in module.named_parameters(recurse=False):
+                setattr(module, name, torch.nn.Parameter(param.detach().double(), requires_grad=False))
+    moved = generate(model, chain.prompt, max_frames=6, eos_id=chain.lm.gen_config.audio_eos_id, top_k=1)
+    assert torch.equal(moved.codes, reference.codes)
 
 
 def test_text_boxes_never_read_files_on_the_server(chain, pack, tmp_path):

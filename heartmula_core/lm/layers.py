@@ -20,7 +20,13 @@ from .config import LlamaConfig
 
 
 class RMSNorm(nn.Module):
-    """RMS norm computed in float32 with a learned ``scale`` (the checkpoints' name)."""
+    """RMS norm computed in float32 with a learned ``scale`` (the checkpoints' name).
+
+    It moves its own weight to the input's device and dtype per call, so a host that leaves it on
+    the offload device in a partial (low-VRAM) load still works.
+    """
+
+    casts_own_weights = True
 
     def __init__(self, dim: int, eps: float, device=None, dtype=None):
         super().__init__()
@@ -29,10 +35,10 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32:  # one fused kernel; same math as below
-            return F.rms_norm(x, (x.shape[-1],), self.scale.float(), self.eps)
+            return F.rms_norm(x, (x.shape[-1],), self.scale.to(x.device, torch.float32), self.eps)
         xf = x.float()
         normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
-        return normed * self.scale.to(x.dtype)
+        return normed * self.scale.to(x.device, x.dtype)
 
 
 def llama3_inv_freq(cfg: LlamaConfig, device=None) -> torch.Tensor:

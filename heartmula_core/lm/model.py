@@ -15,7 +15,12 @@ class HeartMuLa(nn.Module):
     Every frame position holds 8 audio tokens + 1 text token. Prompt positions use the text token
     only, generated positions the 8 audio tokens only; a position's input is the sum of the
     embeddings of its enabled streams.
+
+    ``audio_head`` is a bare parameter (its checkpoint key has no ``.weight``); it is moved to the
+    activations' device per use, so a partial (low-VRAM) load that leaves it behind still works.
     """
+
+    casts_own_weights = True
 
     def __init__(self, config: HeartMuLaConfig, operations=None):
         super().__init__()
@@ -58,4 +63,4 @@ class HeartMuLa(nn.Module):
 
     def codebook_logits(self, codebook: int, decoder_last: torch.Tensor) -> torch.Tensor:
         """Logits of codebook >= 1 from the last decoder hidden state [R, D_dec]."""
-        return decoder_last @ self.audio_head[codebook - 1].to(decoder_last.dtype)
+        return decoder_last @ self.audio_head[codebook - 1].to(decoder_last.device, decoder_last.dtype)
