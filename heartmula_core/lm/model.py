@@ -45,7 +45,7 @@ class HeartMuLa(nn.Module):
         muq_linear(zeros) (no reference audio) or, for unconditional rows, the unconditional embedding."""
         rows, _ = tokens.shape
         text = self.text_embeddings(tokens).to(dtype)
-        null = self.unconditional_text_embedding.weight.to(dtype)  # [1, D]
+        null = self.unconditional_text_embedding.weight.to(tokens.device, dtype)  # [1, D]; may sit on the offload device
         text = torch.where(uncond[:, None, None], null[None], text)
         muq_in = torch.zeros(rows, self.config.muq_dim, device=tokens.device, dtype=dtype)
         muq = torch.where(uncond[:, None], null, self.muq_linear(muq_in).to(dtype))
