@@ -96,6 +96,18 @@ class TransformerState:
         return cls(caches, rope_table(cfg, max_len, device), causal)
 
 
+def grouped_attention(q, k, v, mask, groups: int) -> torch.Tensor:
+    """GQA without copying keys/values: the query heads that share a KV head are folded into the
+    query-length axis (q [B, H, S, D] -> [B, H/g, g*S, D], mask repeated g times), which is exact and
+    lets every SDPA backend run with the cache as it is. Query head h uses KV head h // g."""
+    if groups == 1:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
+    b, h, s, d = q.shape
+    folded = q.reshape(b, h // groups, groups * s, d)
+    out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask.repeat(groups, 1)[None, None])
+    return out.view(b, h, s, d)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: LlamaConfig, ops):
         super().__init__()
@@ -113,9 +125,7 @@ class Attention(nn.Module):
         k = apply_rope(self.k_proj(x).view(b, s, cfg.num_kv_heads, hd), rope).transpose(1, 2)
         v = self.v_proj(x).view(b, s, cfg.num_kv_heads, hd).transpose(1, 2)
         k, v = cache.update(input_pos, k, v)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask[None, None], enable_gqa=cfg.num_heads != cfg.num_kv_heads
-        )
+        out = grouped_attention(q, k, v, mask, cfg.num_heads // cfg.num_kv_heads)
         return self.output_proj(out.transpose(1, 2).reshape(b, s, cfg.num_heads * hd))
 
 
