@@ -75,6 +75,8 @@ def solve_euler(
         ], dim=2)
     else:
         fixed = torch.cat([incontext, condition], dim=2)
+    # One shared time row (broadcast over the batch). Float noise of ~1e-7 here can flip the conv
+    # decoder's 1/9 rounding of a latent value; this form reproduces the stored reference exactly.
     for k in range(steps):
         t, dt = ts[k], dts[k]
         if n:
