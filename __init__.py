@@ -51,7 +51,9 @@ def node_classes() -> list:
     return nodes
 
 
-if ComfyExtension is not None:
+# Only as a package (how ComfyUI imports a pack); a tool that imports this file as a plain module,
+# such as pytest collecting the repository root, gets the definitions and no side effects.
+if ComfyExtension is not None and __package__:
     from .nodes import model_folders
 
     model_folders.register()
@@ -63,6 +65,6 @@ if ComfyExtension is not None:
 
 async def comfy_entrypoint():
     """Called by ComfyUI (>= 0.3.48) after importing the pack."""
-    if ComfyExtension is None:
+    if ComfyExtension is None or not __package__:
         raise RuntimeError("The HeartMuLa nodes run inside ComfyUI (comfy_api.latest not found).")
     return HeartMuLaExtension()
