@@ -84,8 +84,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="audio length decoded per run")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads (0: torch default). On a shared machine use 1: busy cores make "
+                         "multi-threaded runs many times slower and the numbers meaningless")
     ap.add_argument("--real-on-cpu", action="store_true", help="also time the real size on CPU (slow)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
 

@@ -166,6 +166,14 @@ class FlowEstimator(nn.Module):
         self.adaln_single = AdaLNSingle(dim, operations)
         self.adaln_single_2 = AdaLNSingle(dim2, operations)
 
+    def _rope(self, length: int, device):
+        """RoPE tables of both stacks, kept for the last (length, device): every Euler step reuses them."""
+        key = (length, str(device))
+        if getattr(self, "_rope_key", None) != key:
+            self._rope_cache = (rope_tables(length, self.head_dim, device), rope_tables(length, 2 * self.head_dim, device))
+            self._rope_key = key
+        return self._rope_cache
+
     @property
     def dtype(self) -> torch.dtype:
         return self.scale_shift_table.dtype
@@ -182,8 +190,7 @@ class FlowEstimator(nn.Module):
         x = x.to(dtype)
         length = x.shape[1]
         time_features = sinusoidal_time(t.float().reshape(-1))
-        rope = rope_tables(length, self.head_dim, x.device)
-        rope_2 = rope_tables(length, 2 * self.head_dim, x.device)
+        rope, rope_2 = self._rope(length, x.device)
 
         mod, embedded = self.adaln_single(time_features, dtype)
         s = self.proj_in(x)
