@@ -158,3 +158,22 @@ def test_decode_memory_estimate_grows_with_batch_and_size():
     assert 1e9 < one < four < 20e9  # a few GB for one real-size song, as float32
     assert estimate_decode_bytes(tiny, 1) < one
     assert estimate_decode_bytes(real, 16, torch.bfloat16) < estimate_decode_bytes(real, 16)
+
+
+def test_operations_namespace_builds_every_linear_and_conv():
+    from types import SimpleNamespace
+
+    class Linear(torch.nn.Linear):
+        pass
+
+    class Conv1d(torch.nn.Conv1d):
+        pass
+
+    class ConvTranspose1d(torch.nn.ConvTranspose1d):
+        pass
+
+    ops = SimpleNamespace(Linear=Linear, Conv1d=Conv1d, ConvTranspose1d=ConvTranspose1d)
+    codec = load_codec(CODEC_DIR, operations=ops)
+    layers = [m for m in codec.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
+    assert layers and all(type(m) in (Linear, Conv1d, ConvTranspose1d) for m in layers)
+    assert any(type(m) is ConvTranspose1d for m in layers)
