@@ -333,3 +333,77 @@ def test_frontend_loads_every_example(server, object_info):
             if front != ours[node_id]["inputs"]:
                 faults.append(f"{name} node {node_id} ({node['class_type']}): front end {front}, ours {ours[node_id]['inputs']}")
     assert not faults, "\n".join(faults)
+
+
+def sampling_part(prompt: dict) -> tuple[dict, str, str]:
+    """(prompt reduced to a codes saver and its ancestors, sampler id, lyrics-and-tags id)."""
+    saver = next(i for i, n in prompt.items() if is_codes_saver(n["class_type"]))
+    keep, todo = set(), [saver]
+    while todo:
+        node_id = todo.pop()
+        if node_id in keep:
+            continue
+        keep.add(node_id)
+        todo += [v[0] for v in prompt[node_id]["inputs"].values() if isinstance(v, list) and len(v) == 2]
+    reduced = {i: json.loads(json.dumps(prompt[i])) for i in keep}
+    sampler = next(i for i, n in reduced.items() if n["class_type"] == "HeartMuLaSampler")
+    text = next(i for i, n in reduced.items() if n["class_type"] == "HeartMuLaLyricsTags")
+    return reduced, sampler, text
+
+
+def test_cancel_mid_sampling_leaves_the_lm_usable(server, object_info):
+    """Cancel (POST /interrupt) stops a long sampling run within a few frames, saves nothing, and the
+    same cached LM then writes exactly the codes it wrote before the cancel."""
+    def types(p):
+        return [n.get("type", "") for n in json.loads(p.read_text())["nodes"]]
+
+    candidates = sorted((p for p in example_files()
+                         if any(map(is_codes_saver, types(p))) and "HeartMuLaSampler" in types(p)),
+                        key=lambda p: len(types(p)))  # the smallest graph that samples and saves codes
+    path = candidates[0] if candidates else None
+    if path is None:
+        pytest.skip("no example samples and saves codes")
+    prompt, sampler, text = sampling_part(convert(json.loads(path.read_text()), object_info))
+    saver = next(i for i, n in prompt.items() if is_codes_saver(n["class_type"]))
+    prompt[saver]["inputs"]["filename_prefix"] = "cancel_test/before"
+    prompt[sampler]["inputs"].update(seconds=2.0)
+    server.wait_for_history(server.queue_prompt(prompt), RUN_TIMEOUT)
+    before = saved_codes_files(server)
+
+    long_run = json.loads(json.dumps(prompt))
+    long_run[sampler]["inputs"].update(seconds=100.0, top_k=1)  # greedy: the tiny LM rarely ends a song itself
+    long_run[saver]["inputs"]["filename_prefix"] = "cancel_test/cancelled"
+    prompt_id = server.queue_prompt(long_run)
+    deadline = time.monotonic() + 60
+    while not server.get_json("/queue")["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3.0)  # well into the frame loop
+    asked = time.monotonic()
+    server.request("/interrupt", {})
+    while True:
+        entry = server.get_json(f"/history/{prompt_id}").get(prompt_id)
+        if entry or time.monotonic() - asked > 60:
+            break
+        time.sleep(0.05)
+    latency = time.monotonic() - asked
+    assert entry, f"the cancelled prompt never finished\n{server.log_tail()}"
+    kinds = {kind: info for kind, info in entry["status"]["messages"]}
+    assert "execution_interrupted" in kinds, f"not interrupted: {entry['status']}\n{server.log_tail()}"
+    assert kinds["execution_interrupted"]["node_type"] == "HeartMuLaSampler", kinds["execution_interrupted"]
+    assert latency < 10, f"cancel took {latency:.1f} s"
+    assert not list((server.base / "output" / "cancel_test").glob("cancelled*")), "a cancelled run saved codes"
+    print(f"\ncancel honoured {latency:.2f} s after POST /interrupt")
+
+    # Same prompt, tags in capitals: the node re-runs (new input) but the model lowercases tags, so the
+    # cached LM must give the very same tokens.
+    again = json.loads(json.dumps(prompt))
+    again[text]["inputs"]["tags"] = again[text]["inputs"]["tags"].upper()
+    again[saver]["inputs"]["filename_prefix"] = "cancel_test/after"
+    server.wait_for_history(server.queue_prompt(again), RUN_TIMEOUT)
+    after = [p for p in saved_codes_files(server) if p.name.startswith("after")]
+    first = [p for p in before if p.name.startswith("before")]
+    assert len(after) == 1 and len(first) == 1, (after, first)
+    from safetensors.numpy import load_file
+
+    a, b = load_file(str(first[0])), load_file(str(after[0]))
+    assert (a["codes"] == b["codes"]).all() and (a["lengths"] == b["lengths"]).all(), "codes differ after a cancel"
