@@ -9,13 +9,12 @@ failure or Ctrl-C never leaves a partial file behind.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .errors import HeartMuLaError
 from .runtime import pick_device, pick_dtype
 
@@ -37,21 +36,6 @@ def _audio_format(path: Path) -> tuple[str, str]:
     return fmt
 
 
-def _atomic_write(path: Path, suffix: str, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def audio_paths(out: str | Path, count: int) -> list[Path]:
     """One song: the path as given. Several: name_0.ext, name_1.ext, ..."""
     out = Path(out)
@@ -68,7 +52,7 @@ def write_audio(out: str | Path, waveform: torch.Tensor, lengths_samples: list[i
     fmt, subtype = _audio_format(paths[0])
     for path, song, n in zip(paths, waveform, lengths_samples):
         data = song[:, :n].clamp(-1.0, 1.0).T.contiguous().numpy()
-        _atomic_write(path, path.suffix, lambda tmp: soundfile.write(tmp, data, sample_rate, format=fmt, subtype=subtype))
+        atomic_write(path, path.suffix, lambda tmp: soundfile.write(tmp, data, sample_rate, format=fmt, subtype=subtype))
     return paths
 
 
@@ -76,7 +60,7 @@ def write_waveform(path: str | Path, waveform: torch.Tensor) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
-    _atomic_write(path, ".safetensors", lambda tmp: save_file({"waveform": waveform.contiguous()}, tmp))
+    atomic_write(path, ".safetensors", lambda tmp: save_file({"waveform": waveform.contiguous()}, tmp))
     return path
 
 

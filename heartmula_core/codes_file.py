@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .errors import CodesError
 
 
@@ -15,19 +14,10 @@ def save_codes(path: str | Path, codes: torch.Tensor, lengths: torch.Tensor) -> 
     """Write atomically: a temporary file in the same folder, renamed into place when complete."""
     from safetensors.torch import save_file
 
-    path = Path(path)
     check_codes(codes, lengths, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({"codes": codes.to(torch.int64).contiguous().cpu(), "lengths": lengths.to(torch.int64).cpu()},
-                  tmp, metadata={"format": "heartmula-codes", "frame_rate": "12.5"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    tensors = {"codes": codes.to(torch.int64).contiguous().cpu(), "lengths": lengths.to(torch.int64).cpu()}
+    return atomic_write(path, ".safetensors", lambda tmp: save_file(
+        tensors, tmp, metadata={"format": "heartmula-codes", "frame_rate": "12.5"}))
 
 
 def load_codes(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
