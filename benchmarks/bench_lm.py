@@ -29,7 +29,7 @@ def measure_lm(size: str, device: str, dtype, frames: int, cfg: float = 1.5, bat
     prompt = random_prompt(config)
     kw = dict(max_frames=frames, eos_id=never_eos(config), cfg_scale=cfg, top_k=50, batch_size=batch,
               capture=capture, **gen_kw)
-    generate(model, prompt, **{**kw, "max_frames": min(frames, 8)})  # warm-up
+    generate(model, prompt, **kw)  # warm-up at the same cache size (a compiled step is built per size)
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -50,11 +50,14 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--modes", default=None, help="eager, compile, cuda_graph (default: eager + the captured one)")
+    ap.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"],
+                    help="weights and compute (default: fp32 on CPU, bf16 on CUDA)")
     args = ap.parse_args(argv)
     modes = (args.modes or ("eager,cuda_graph" if args.device == "cuda" else "eager,compile")).split(",")
     torch.set_num_threads(args.threads)
     sizes = (args.sizes or ("3B" if args.device == "cuda" else "tiny,medium")).split(",")
-    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}.get(
+        args.dtype, torch.bfloat16 if args.device == "cuda" else torch.float32)
     rows = [measure_lm(s, args.device, dtype, args.frames, capture=m) for s in sizes for m in modes]
     print_table(rows, title=f"HeartMuLa LM, torch {torch.__version__}, {args.threads} threads")
 

@@ -25,7 +25,8 @@ class CompiledStep(EagerStep):
 
     def __init__(self, sampler, mode: str | None = None):
         super().__init__(sampler)
-        self.compiled = torch.compile(sampler.step, dynamic=False, mode=mode)
+        # freezing: weights become constants, which lets Inductor prepack them for the CPU GEMM
+        self.compiled = torch.compile(sampler.step, dynamic=False, mode=mode, options={"freezing": True})
 
     def __call__(self, previous, position):
         pos = torch.tensor([position], device=self.sampler.device)
