@@ -102,12 +102,24 @@ def run_codec(size: str, device: str, mode: str, seconds: float) -> dict:
             "measured extra MiB": round(used / 2**20, 1), "estimate MiB": round(estimate / 2**20, 1)}
 
 
+def _judge_estimate(row: dict, device: str) -> dict:
+    """CUDA: peak allocated minus weights is exact, so the estimate must be within 25 %. CPU peak RSS
+    also counts allocator caches and one-time library buffers: shown, not judged."""
+    measured, estimate = row["measured extra MiB"], row["estimate MiB"]
+    if device == "cuda" and measured > 0:
+        ratio = estimate / measured
+        row["estimate ok"] = f"{ratio:.2f}x {'yes' if 0.75 <= ratio <= 1.25 else 'NO'}"
+    else:
+        row["estimate ok"] = "n/a (RSS)"
+    return row
+
+
 def one(args) -> None:
     torch.set_num_threads(args.threads)
     kind, mode = args.one.split(":")
     row = run_lm(args.size, args.device, mode, args.frames) if kind == "lm" else \
         run_codec(CODEC_SIZE[args.size], args.device, mode, args.seconds)
-    print("ROW " + json.dumps(row))
+    print("ROW " + json.dumps(_judge_estimate(row, args.device)))
 
 
 def main(argv=None) -> None:
