@@ -72,3 +72,14 @@ def test_cuda_graph_matches_eager_and_never_syncs(prompt):
                 frame = runner(frame, prompt.length + t)
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+def test_auto_capture_uses_a_cuda_graph_only_with_every_weight_on_the_gpu(lm):
+    from heartmula_core.lm.capture import pick_runner
+
+    assert pick_runner("auto", torch.device("cpu"), lm.model) == "eager"
+    # the tiny model's weights are on the CPU: as after a partial load, a CUDA run must not capture
+    assert pick_runner("auto", torch.device("cuda"), lm.model) == "eager"
+    assert pick_runner("auto", torch.device("cuda")) == "cuda_graph"
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        pick_runner("cuda_graph", torch.device("cpu"))

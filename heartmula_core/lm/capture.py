@@ -73,10 +73,19 @@ class CudaGraphStep:
 RUNNERS = {"eager": EagerStep, "compile": CompiledStep, "cuda_graph": CudaGraphStep}
 
 
-def pick_runner(name: str, device: torch.device) -> str:
-    """auto: a CUDA graph on CUDA, eager elsewhere (measured: see benchmarks/RESULTS.md)."""
+def weights_on(model: torch.nn.Module, device: torch.device) -> bool:
+    """False when a host's partial (low-VRAM) load left weights elsewhere: they are copied over per
+    call, which a CUDA graph cannot capture."""
+    return all(p.device == device for p in model.parameters())
+
+
+def pick_runner(name: str, device: torch.device, model: torch.nn.Module | None = None) -> str:
+    """auto: a CUDA graph on CUDA when every weight is on the GPU, eager otherwise (and on CPU/MPS,
+    where compiling costs more than it saves for most sizes: see benchmarks/RESULTS.md)."""
     if name == "auto":
-        return "cuda_graph" if device.type == "cuda" else "eager"
+        if device.type == "cuda" and (model is None or weights_on(model, device)):
+            return "cuda_graph"
+        return "eager"
     if name not in RUNNERS:
         raise ValueError(f"capture must be one of auto, {', '.join(RUNNERS)}; got {name!r}")
     if name == "cuda_graph" and device.type != "cuda":

@@ -188,7 +188,7 @@ def generate(
         generator = torch.Generator(device=device).manual_seed(int(seed))
     sampler = FrameSampler(model, songs=batch_size, cfg_scale=cfg_scale, top_k=top_k, temperature=temperature,
                            max_len=cache_length(model, prompt.length, max_frames), generator=generator, device=device, dtype=dtype)
-    runner_name = pick_runner(capture, device)
+    runner_name = pick_runner(capture, device, model)
     if eos_check_every is None:
         eos_check_every = 8 if runner_name == "cuda_graph" else 1
     runner = RUNNERS[runner_name](sampler)
