@@ -28,19 +28,10 @@ KINDS = {
 def roots(kind: str) -> list[Path]:
     """Folders searched for ``kind``: the HeartMuLa model folders; for CLAP also models/CLAP and any
     ``CLAP:`` paths of extra_model_paths.yaml."""
-    found = list(model_folders.roots())
+    paths = [str(p) for p in model_folders.roots()]
     if kind == "clap":
-        extra = [os.path.join(folder_paths.models_dir, CLAP_KEY)]
-        for key in (CLAP_KEY, CLAP_KEY.lower()):
-            if key in folder_paths.folder_names_and_paths:
-                extra += folder_paths.get_folder_paths(key)
-        seen = {os.path.normcase(os.path.realpath(p)) for p in found}
-        for path in extra:
-            real = os.path.normcase(os.path.realpath(path))
-            if real not in seen:
-                seen.add(real)
-                found.append(Path(path))
-    return found
+        paths += [os.path.join(folder_paths.models_dir, CLAP_KEY)] + model_folders.registered_paths(CLAP_KEY)
+    return model_folders.unique_folders(paths)
 
 
 def installed(kind: str) -> dict[str, Path]:

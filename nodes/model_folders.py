@@ -44,19 +44,30 @@ def register() -> None:
         folder_paths.add_model_folder_path(FOLDER_KEY, os.path.join(folder_paths.models_dir, name))
 
 
-def roots() -> list[Path]:
-    """Every registered HeartMuLa folder, in ComfyUI's order, without duplicates (case-insensitive
-    file systems make HeartMuLa and heartmula one folder)."""
+def registered_paths(key: str) -> list[str]:
+    """The paths ComfyUI knows for model folder ``key`` (and its lower-case spelling)."""
+    paths = []
+    for name in (key, key.lower()):
+        if name in folder_paths.folder_names_and_paths:
+            paths += folder_paths.get_folder_paths(name)
+    return paths
+
+
+def unique_folders(paths) -> list[Path]:
+    """Paths in order without duplicates (case-insensitive file systems make HeartMuLa and heartmula
+    one folder; symlinks may point twice at one)."""
     found, seen = [], set()
-    for key in (FOLDER_KEY, FOLDER_KEY.lower()):
-        if key not in folder_paths.folder_names_and_paths:
-            continue
-        for path in folder_paths.get_folder_paths(key):
-            real = os.path.normcase(os.path.realpath(path))
-            if real not in seen:
-                seen.add(real)
-                found.append(Path(path))
+    for path in paths:
+        real = os.path.normcase(os.path.realpath(path))
+        if real not in seen:
+            seen.add(real)
+            found.append(Path(path))
     return found
+
+
+def roots() -> list[Path]:
+    """Every registered HeartMuLa folder, in ComfyUI's order."""
+    return unique_folders(registered_paths(FOLDER_KEY))
 
 
 def installed(kind: str) -> dict[str, Path]:
