@@ -177,3 +177,17 @@ def test_operations_namespace_builds_every_linear_and_conv():
     layers = [m for m in codec.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
     assert layers and all(type(m) in (Linear, Conv1d, ConvTranspose1d) for m in layers)
     assert any(type(m) is ConvTranspose1d for m in layers)
+
+
+def test_decode_works_when_a_partial_load_leaves_the_small_weights_elsewhere():
+    """ComfyUI's partial load cannot move parameters held by modules with children or by plain layers;
+    those modules (casts_own_weights) move them per call. A different dtype stands in for a device."""
+    codec = load_codec(CODEC_DIR)
+    codes = torch.randint(0, codec.config.codebook_size, (1, 8, 30), generator=torch.Generator().manual_seed(0))
+    reference = decode(codec, codes, steps=2, generator=torch.Generator().manual_seed(0))
+    for module in codec.modules():
+        if getattr(module, "casts_own_weights", False):
+            for name, param in module.named_parameters(recurse=False):
+                setattr(module, name, torch.nn.Parameter(param.detach().double(), requires_grad=False))
+    moved = decode(codec, codes, steps=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(moved, reference, rtol=1e-4, atol=1e-4 * reference.abs().max().item())

@@ -20,6 +20,8 @@ def _mlp_hidden(dim: int, multiple_of: int = 256) -> int:
 
 
 class RMSNorm(nn.Module):
+    casts_own_weights = True  # moves its own weights to the activations' device per call (partial loads)
+
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
         self.eps = eps
@@ -28,7 +30,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)
-        return self.weight.to(x.dtype) * xf.to(x.dtype)
+        return self.weight.to(x.device, x.dtype) * xf.to(x.dtype)
 
 
 def rope_tables(length: int, head_dim: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +82,8 @@ class SwiGLU(nn.Module):
 class Block(nn.Module):
     """Pre-norm attention + MLP, each modulated (shift, scale) and gated by the timestep."""
 
+    casts_own_weights = True  # moves its own weights to the activations' device per call (partial loads)
+
     def __init__(self, dim: int, heads: int, head_dim: int, operations=nn):
         super().__init__()
         self.attn_norm = RMSNorm(dim)
@@ -90,7 +94,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, modulation: torch.Tensor, rope) -> torch.Tensor:
         # modulation [B or 1, 6 * dim] -> six [B or 1, 1, dim] vectors
-        mod = self.scale_shift_table.to(x.dtype)[None] + modulation.unflatten(-1, (6, -1))
+        mod = self.scale_shift_table.to(x.device, x.dtype)[None] + modulation.unflatten(-1, (6, -1))
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=1)
         x = x + gate_a * self.attn(self.attn_norm(x) * (1 + scale_a) + shift_a, rope)
         x = x + gate_m * self.mlp(self.mlp_norm(x) * (1 + scale_m) + shift_m)
@@ -151,6 +155,8 @@ class AdaLNSingle(nn.Module):
 
 
 class FlowEstimator(nn.Module):
+    casts_own_weights = True  # moves its own weights to the activations' device per call (partial loads)
+
     def __init__(self, heads: int, head_dim: int, in_channels: int, out_channels: int,
                  num_layers: int, num_layers_2: int, operations=nn):
         super().__init__()
@@ -176,11 +182,12 @@ class FlowEstimator(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.scale_shift_table.dtype
+        """Compute dtype: that of the layers' weights (a host may keep small tables elsewhere)."""
+        return self.proj_in.ffn_2.weight.dtype
 
     @staticmethod
     def _final_norm(x: torch.Tensor, table: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
-        shift, scale = (table.to(x.dtype)[None] + embedded[:, None]).chunk(2, dim=1)
+        shift, scale = (table.to(x.device, x.dtype)[None] + embedded[:, None]).chunk(2, dim=1)
         x = F.layer_norm(x.float(), (x.shape[-1],), eps=1e-6).to(x.dtype)
         return x * (1 + scale) + shift
 

@@ -18,6 +18,8 @@ from .rvq import ResidualCodebooks
 
 
 class FlowMatching(nn.Module):
+    casts_own_weights = True  # its own weight (zero_cond_embedding1) is never read when decoding
+
     def __init__(self, config, operations=nn):
         super().__init__()
         c = config

@@ -12,6 +12,8 @@ from torch import nn
 
 
 class _Codebook(nn.Module):
+    casts_own_weights = True  # moves its own weights to the activations' device per call (partial loads)
+
     def __init__(self, size: int, dim: int):
         super().__init__()
         self.embed = nn.Parameter(torch.empty(1, size, dim))
@@ -33,7 +35,7 @@ class ResidualCodebooks(nn.Module):
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         """indices [B, T, Q] int64 -> [B, T, dim]: project_out(sum over q of codebook_q[index_q])."""
         looked_up = torch.stack(
-            [layer._codebook.embed[0][indices[..., q]] for q, layer in enumerate(self.layers)]
+            [layer._codebook.embed[0].to(indices.device)[indices[..., q]] for q, layer in enumerate(self.layers)]
         )
         summed = looked_up.sum(dim=0)
         return self.project_out(summed.to(self.project_out.weight.dtype))

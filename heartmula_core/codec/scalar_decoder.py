@@ -15,12 +15,14 @@ from torch import nn
 class PReLU(nn.Module):
     """Single-parameter PReLU (kept local so any ``operations`` namespace works)."""
 
+    casts_own_weights = True  # moves its own weights to the activations' device per call (partial loads)
+
     def __init__(self):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.prelu(x, self.weight.to(x.dtype))
+        return F.prelu(x, self.weight.to(x.device, x.dtype))
 
 
 def conv1d(operations, n_in: int, n_out: int, kernel: int, dilation: int = 1, causal: bool = False,
