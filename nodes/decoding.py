@@ -42,7 +42,7 @@ class HeartCodecDecode(io.ComfyNode):
     @classmethod
     def execute(cls, codec, codes, seed: int, steps: int, guidance: float) -> io.NodeOutput:
         model = codec.patcher.model
-        needed = estimate_decode_bytes(model.config, codes.batch_size, codec.dtype)
+        needed = estimate_decode_bytes(model.config, codes.batch_size, codec.dtype, frames=int(codes.lengths.max()))
         memory.load_for_inference(codec.patcher, needed)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         waveform = decode(model, codes.codes, codes.lengths, steps=steps, guidance=guidance, generator=generator,

@@ -177,12 +177,14 @@ def decode(
     return out
 
 
-def estimate_decode_bytes(config: CodecConfig, batch: int, dtype: torch.dtype = torch.float32) -> int:
+def estimate_decode_bytes(config: CodecConfig, batch: int, dtype: torch.dtype = torch.float32,
+                          frames: int | None = None) -> int:
     """Rough peak activation memory of ``decode`` for ``batch`` songs (weights not included).
 
     Transformer: the doubled (guidance) batch over one 744-frame window, with the widest stack's
     projections, MLP and attention scores alive at once. Conv decoder: one window of one song at
-    a time; the widest layer with a few temporaries. The larger of the two, plus window buffers.
+    a time; the widest layer with a few temporaries, only over the samples a song shorter than one
+    window needs (``frames``: the longest song). The larger of the two, plus window buffers.
     """
     elt = torch.empty((), dtype=dtype).element_size()
     rows = 2 * batch
@@ -197,5 +199,7 @@ def estimate_decode_bytes(config: CodecConfig, batch: int, dtype: torch.dtype = 
         scalar = max(scalar, config.init_channel * 2 ** (n_up - i - 1) * length)
     scalar = max(scalar, config.init_channel * length * config.num_samples)
     scalar *= 2 * 4 * 4  # two channels, float32, ~4 live tensors
+    if frames is not None:
+        scalar = scalar * min(1.0, frames / WINDOW_FRAMES)
     buffers = batch * 6 * t * config.out_channels * 4  # noise, in-context, latents, condition
     return int(max(transformer, scalar) + buffers)

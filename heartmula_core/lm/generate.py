@@ -39,9 +39,12 @@ class Generated:
 CACHE_BUCKET = 256  # KV caches are sized in steps of this, so compiled/captured steps can be reused
 
 
+def bucketed_length(needed: int, limit: int) -> int:
+    return min(-(-needed // CACHE_BUCKET) * CACHE_BUCKET, limit)
+
+
 def cache_length(model: HeartMuLa, prompt_length: int, max_frames: int) -> int:
-    needed = prompt_length + max_frames
-    return min(-(-needed // CACHE_BUCKET) * CACHE_BUCKET, context_limit(model))
+    return bucketed_length(prompt_length + max_frames, context_limit(model))
 
 
 def frames_for_seconds(seconds: float) -> int:
@@ -128,18 +131,18 @@ class FrameSampler:
 
 def estimate_generation_bytes(config, prompt_length: int, max_frames: int, batch_size: int, cfg_scale: float,
                               dtype: torch.dtype) -> int:
-    """Memory a generation needs beyond the weights (ComfyUI's ``memory_required``): KV caches,
-    RoPE/mask tables and the prompt pass's activations, which are the peak."""
+    """Memory a generation needs beyond the weights (ComfyUI's ``memory_required``): the KV caches
+    and RoPE/mask tables it allocates, plus the prompt pass's activations (the peak; SDPA's fused
+    kernels never hold the attention scores). benchmarks/run.py checks it against measured peaks."""
     rows = batch_size * (2 if cfg_scale != 1.0 else 1)
     size = torch.empty((), dtype=dtype).element_size()
     bb, dec = config.backbone, config.decoder
-    max_len = prompt_length + max_frames + CACHE_BUCKET
+    max_len = bucketed_length(prompt_length + max_frames, bb.max_seq_len)
     caches = 2 * rows * size * (bb.num_layers * bb.num_kv_heads * max_len * bb.head_dim
                                 + dec.num_layers * dec.num_kv_heads * config.audio_num_codebooks * dec.head_dim)
     tables = max_len * max_len + 8 * max_len * bb.head_dim // 2
-    hidden = rows * prompt_length * (6 * bb.embed_dim + 3 * bb.intermediate_dim) * size
-    scores = rows * bb.num_heads * prompt_length * max_len * 4
-    return int(caches + tables + hidden + scores)
+    hidden = rows * prompt_length * (4 * bb.embed_dim + 3 * bb.intermediate_dim) * size
+    return int(caches + tables + hidden)
 
 
 def model_device_dtype(model: HeartMuLa):
