@@ -11,7 +11,6 @@ random bf16 weights, eager and as a CUDA graph.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 

@@ -23,6 +23,13 @@ class HeldModel(torch.nn.Module):
         self.inner = inner
 
 
+def choose_dtype(choice: str, load_device) -> torch.dtype:
+    """auto = fp16 where ComfyUI says the device runs it well, else fp32."""
+    if choice == "auto":
+        return torch.float16 if mm.should_use_fp16(load_device) else torch.float32
+    return torch.float16 if choice == "fp16" else torch.float32
+
+
 def wrap(model: torch.nn.Module, load_device, offload_device):
     model.eval()
     return memory.wrap(HeldModel(model), load_device, offload_device)

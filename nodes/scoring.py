@@ -69,10 +69,7 @@ class LoadCLAP(io.ComfyNode):
     def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
         folder = listening_folders.resolve("clap", model, download_if_missing)
         load_device, offload_device = mm.text_encoder_device(), mm.text_encoder_offload_device()
-        if dtype == "auto":
-            torch_dtype = torch.float16 if mm.should_use_fp16(load_device) else torch.float32
-        else:
-            torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
+        torch_dtype = listening_patcher.choose_dtype(dtype, load_device)
         loaded = load_clap(folder, dtype=torch_dtype)
         patcher = listening_patcher.wrap(loaded.model.to(offload_device), load_device, offload_device)
         log.info("HeartMuLa: loaded CLAP %s as %s", folder, torch_dtype)
