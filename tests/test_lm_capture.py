@@ -83,3 +83,29 @@ def test_auto_capture_uses_a_cuda_graph_only_with_every_weight_on_the_gpu(lm):
     assert pick_runner("auto", torch.device("cuda")) == "cuda_graph"
     with pytest.raises(ValueError, match="needs a CUDA device"):
         pick_runner("cuda_graph", torch.device("cpu"))
+
+
+def test_static_buffer_replay_matches_eager(lm, prompt):
+    """The CUDA graph runner's buffer handling (previous frame, position and noise rewritten in place
+    each frame, one output buffer) checked on the CPU with a recorder that recomputes the step."""
+    from heartmula_core.lm.capture import EagerStep, StaticStep
+
+    class RecomputeStep(StaticStep):
+        def _record(self):
+            output = self._step()
+            return (lambda: output.copy_(self._step())), output
+
+    def frames(runner_class):
+        with torch.inference_mode():
+            sampler = FrameSampler(lm.model, songs=2, cfg_scale=1.5, top_k=8, temperature=1.0,
+                                   max_len=prompt.length + 12, generator=torch.Generator().manual_seed(4),
+                                   device=torch.device("cpu"), dtype=torch.float32)
+            runner = runner_class(sampler)
+            frame = sampler.prompt_pass(prompt, sampler.draw_noise())
+            out = [frame.clone()]
+            for t in range(1, 10):
+                frame = runner(frame, prompt.length + t - 1)
+                out.append(frame.clone())
+            return torch.stack(out)
+
+    assert torch.equal(frames(RecomputeStep), frames(EagerStep))

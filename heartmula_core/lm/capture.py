@@ -33,41 +33,51 @@ class CompiledStep(EagerStep):
         return self.compiled(previous, pos, self.sampler.draw_noise())
 
 
-class CudaGraphStep:
-    """Capture the frame step once, then replay it: one launch per frame instead of ~1000."""
+class StaticStep:
+    """The frame step on static buffers: the first call fills them and records the step, each later
+    call overwrites them in place (previous frame, position, fresh noise) and replays it. How a step
+    is recorded and replayed is left to subclasses."""
 
     def __init__(self, sampler):
         self.sampler = sampler
-        self.graph = None
+        self.replay = None
 
-    def _capture(self, previous, position):
-        s = self.sampler
-        self.previous = previous.clone()
-        self.position = torch.tensor([position], device=s.device)
-        self.race = s.draw_noise()
+    def _step(self):
+        return self.sampler.step(self.previous, self.position, self.race)
+
+    def _record(self):
+        """Run the step once for real and return (replay callable, output buffer)."""
+        raise NotImplementedError
+
+    def __call__(self, previous, position):
+        if self.replay is None:
+            self.previous = previous.clone()
+            self.position = torch.tensor([position], device=self.sampler.device)
+            self.race = self.sampler.draw_noise()
+            self.replay, self.output = self._record()
+        else:
+            self.previous.copy_(previous)
+            self.position.fill_(position)
+            self.race.exponential_(1.0, generator=self.sampler.generator)
+        self.replay()
+        return self.output
+
+
+class CudaGraphStep(StaticStep):
+    """Capture the frame step once, then replay it: one launch per frame instead of ~1000."""
+
+    def _record(self):
         # Warm-up on a side stream (lazy cuBLAS/attention init must not happen during capture). It
-        # computes the very step we are about to replay, so its cache writes are rewritten identically.
+        # computes the very step the first replay repeats, so its cache writes are rewritten identically.
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            s.step(self.previous, self.position, self.race)
+            self._step()
         torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.output = s.step(self.previous, self.position, self.race)
-
-    def __call__(self, previous, position):
-        if self.graph is None:
-            self._capture(previous, position)
-        else:
-            if previous.data_ptr() != self.output.data_ptr():
-                self.previous.copy_(previous)
-            else:
-                self.previous.copy_(self.output)
-            self.position.fill_(position)
-            self.race.exponential_(1.0, generator=self.sampler.generator)
-        self.graph.replay()
-        return self.output
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            output = self._step()
+        return graph.replay, output
 
 
 RUNNERS = {"eager": EagerStep, "compile": CompiledStep, "cuda_graph": CudaGraphStep}
