@@ -98,13 +98,12 @@ class TransformerState:
 
 def grouped_attention(q, k, v, mask, groups: int) -> torch.Tensor:
     """GQA without copying keys/values: the query heads that share a KV head are folded into the
-    query-length axis (q [B, H, S, D] -> [B, H/g, g*S, D], mask repeated g times), which is exact and
-    lets every SDPA backend run with the cache as it is. Query head h uses KV head h // g."""
-    if groups == 1:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
+    query-length axis (q [B, H, S, D] -> [B, H/g, g*S, D]), which is exact and lets every SDPA
+    backend run with the cache as it is. Query head h uses KV head h // g. ``mask`` is already
+    repeated g times along its rows (see ``Transformer.forward``)."""
     b, h, s, d = q.shape
     folded = q.reshape(b, h // groups, groups * s, d)
-    out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask.repeat(groups, 1)[None, None])
+    out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask[None, None])
     return out.view(b, h, s, d)
 
 
@@ -166,7 +165,8 @@ class Transformer(nn.Module):
     def forward(self, x: torch.Tensor, input_pos: torch.Tensor, state: TransformerState) -> torch.Tensor:
         """x [B, S, D] at positions input_pos [S] -> normalised hidden states [B, S, D]."""
         rope = state.rope[input_pos]
-        mask = state.causal[input_pos]
+        groups = self.cfg.num_heads // self.cfg.num_kv_heads
+        mask = state.causal[input_pos].repeat(groups, 1)  # once for all layers (grouped_attention)
         for layer, cache in zip(self.layers, state.caches):
             x = layer(x, input_pos, cache, rope, mask)
         return self.norm(x)
