@@ -162,22 +162,5 @@ def load_lm(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32, 
     tokenizer = load_tokenizer(files.tokenizer)
     model = build_lm(config, operations)
     source = TensorSource.from_files(files.weights, ", ".join(str(f) for f in files.weights))
-    device = torch.device(device)
-
-    def dtype_for(_key: str):
-        return dtype
-
-    load_into(model, _OnDevice(source, device), dtype_for)
+    load_into(model, source, lambda _key: dtype, device=device)
     return LoadedLM(model, tokenizer, gen_config, config, files)
-
-
-class _OnDevice(TensorSource):
-    """Stage each tensor through CPU memory, then move it to the target device."""
-
-    def __init__(self, inner: TensorSource, device: torch.device):
-        super().__init__(inner.entries, inner.description)
-        self.device = device
-
-    def load(self, key, dtype=None):
-        t = super().load(key, dtype)
-        return t if self.device.type == "cpu" else t.to(self.device)

@@ -44,10 +44,6 @@ class TerminalProgress:
             self.stream.write("\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-
 
 def run_sampling(args):
     """Load the LM and sample; returns (codes, lengths, summary line)."""

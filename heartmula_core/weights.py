@@ -155,8 +155,10 @@ def load_into(
     source: TensorSource,
     dtype_for: Callable[[str], torch.dtype | None],
     ignore: Callable[[str], bool] = lambda k: False,
+    device: torch.device | str = "cpu",
 ) -> nn.Module:
-    """Fill a module built on the meta device from ``source``, one tensor at a time.
+    """Fill a module built on the meta device from ``source``, one tensor at a time, each staged
+    through CPU memory and then placed on ``device``.
 
     ``ignore`` drops checkpoint keys that inference does not need; ``dtype_for(key)`` picks each
     tensor's dtype (None keeps the file's). A source whose names differ from the module's (weight-norm
@@ -166,7 +168,7 @@ def load_into(
     check_keys(expected, source, ignore)
     for key in source.keys():
         if not ignore(key):
-            set_tensor(module, key, source.load(key, dtype_for(key)))
+            set_tensor(module, key, source.load(key, dtype_for(key)).to(device))
     return module.eval().requires_grad_(False)
 
 

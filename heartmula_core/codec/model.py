@@ -87,12 +87,11 @@ def load_codec(folder: str | Path, device="cpu", dtype: torch.dtype = torch.floa
         raise ValueError(f"dtype must be one of {SUPPORTED_DTYPES}, got {dtype}")
     config = CodecConfig.from_folder(folder)
     model = build_codec(config, operations)
-    device = torch.device(device)
-    source = WeightNormFoldingSource(TensorSource.from_files(weight_files(folder)), device)
+    source = WeightNormFoldingSource(TensorSource.from_files(weight_files(folder)))
 
     def dtype_for(key: str) -> torch.dtype:
         return dtype if key.startswith("flow_matching.estimator.") else torch.float32
 
-    load_into(model, source, dtype_for, ignore=is_ignored_key)
+    load_into(model, source, dtype_for, ignore=is_ignored_key, device=device)
     model.folder = folder
     return model

@@ -28,15 +28,11 @@ def unfold_key(weight_key: str, naming: str) -> tuple[str, str]:
 
 
 class WeightNormFoldingSource(TensorSource):
-    """Wraps a TensorSource; every (g, v) pair appears as one folded ``<module>.weight`` key.
+    """Wraps a TensorSource; every (g, v) pair appears as one folded ``<module>.weight`` key."""
 
-    Tensors are handed out on ``device`` (staged one at a time through CPU memory).
-    """
-
-    def __init__(self, base: TensorSource, device: torch.device | str = "cpu"):
+    def __init__(self, base: TensorSource):
         super().__init__(base.entries, base.description)
         self.base = base
-        self.device = torch.device(device)
         self.folded: dict[str, tuple[str, str]] = {}
         names = set(base.keys())
         paired: set[str] = set()
@@ -71,8 +67,7 @@ class WeightNormFoldingSource(TensorSource):
         return self.base.shape(key)
 
     def load(self, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-        tensor = self._load_folded(key, dtype) if key in self.folded else self.base.load(key, dtype)
-        return tensor.to(self.device)
+        return self._load_folded(key, dtype) if key in self.folded else self.base.load(key, dtype)
 
     def _load_folded(self, key: str, dtype: torch.dtype | None) -> torch.Tensor:
         g_key, v_key = self.folded[key]
