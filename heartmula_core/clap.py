@@ -22,6 +22,7 @@ import torch
 
 from .errors import HeartMuLaError
 from .hf_folders import check_hf_folder, from_pretrained_options
+from .resample import resample
 
 
 @dataclass
@@ -58,11 +59,7 @@ def to_mono(waveform: torch.Tensor, sample_rate: int, target_rate: int) -> torch
     if int(sample_rate) <= 0:
         raise HeartMuLaError(f"CLAP Score: AUDIO sample_rate must be positive, got {sample_rate}.")
     mono = waveform.detach().to("cpu", torch.float32).mean(dim=1)
-    if int(sample_rate) != int(target_rate):
-        import torchaudio.functional as AF
-
-        mono = AF.resample(mono, int(sample_rate), int(target_rate))
-    return mono
+    return resample(mono, int(sample_rate), int(target_rate))
 
 
 def window_starts(num_samples: int, window: int) -> list[int]:

@@ -18,6 +18,7 @@ import torch
 
 from .errors import HeartMuLaError
 from .hf_folders import check_hf_folder, from_pretrained_options
+from .resample import resample
 
 WHISPER_RATE = 16000
 CHUNK_SECONDS = 30.0
@@ -60,11 +61,7 @@ def to_mono_16k(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
     if int(sample_rate) <= 0:
         raise HeartMuLaError(f"Transcribe Lyrics: AUDIO sample_rate must be positive, got {sample_rate}.")
     mono = waveform.detach().to("cpu", torch.float32).mean(dim=1)
-    if int(sample_rate) != WHISPER_RATE:
-        import torchaudio.functional as AF
-
-        mono = AF.resample(mono, int(sample_rate), WHISPER_RATE)
-    return mono
+    return resample(mono, int(sample_rate), WHISPER_RATE)
 
 
 def trim_trailing_silence(mono: torch.Tensor) -> int:

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-import torchaudio.functional as AF
 
 from heartmula_core.clap import clap_scores, load_clap, window_starts
 from heartmula_core.errors import CheckpointError, HeartMuLaError
+from heartmula_core.resample import resample
 from tiny_listening_models import CLAP_RATE, build_tiny_clap
 
 
@@ -63,7 +63,7 @@ def test_long_audio_is_the_mean_over_windows(clap):
 
 def test_audio_at_another_rate_is_resampled_to_the_models_rate(clap):
     at_16k = noise(1.5, 6, rate=16000)
-    at_model_rate = AF.resample(at_16k, 16000, CLAP_RATE)
+    at_model_rate = resample(at_16k, 16000, CLAP_RATE)
     scored_16k = clap_scores(clap.model, clap.processor, at_16k[None], 16000, ["folk"])
     scored_8k = clap_scores(clap.model, clap.processor, at_model_rate[None], CLAP_RATE, ["folk"])
     assert scored_16k == pytest.approx(scored_8k, abs=1e-6)
