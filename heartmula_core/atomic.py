@@ -88,10 +88,10 @@ def output_target(path: str | Path, what: str = "output", example: str = "song.w
     real = Path(os.path.realpath(given))
     try:
         st = os.stat(real)
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:  # a name too long, a loop of links, a file used as a folder
-        raise OutputError(f"{what} {given}: {exc.strerror}. Give another path.") from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # a name too long, a loop of links
+            raise OutputError(f"{what} {given}: {exc.strerror}. Give another path.") from None
+        st = None  # missing, or below a file used as a folder: the folder check names which
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
             raise OutputError(f"{what} {given} is a folder; give the path of a file, e.g. {given / example}.")

@@ -27,9 +27,12 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
 class TerminalProgress:
     """A one-line progress bar on a terminal; silent when output is redirected."""
 
-    def __init__(self, label: str, stream=sys.stderr):
-        self.label, self.stream = label, stream
-        self.enabled = stream.isatty()
+    def __init__(self, label: str, stream=None):
+        self.label, self.stream = label, stream or sys.stderr  # the stream of now, not of import time
+        try:
+            self.enabled = self.stream.isatty()
+        except (AttributeError, ValueError):  # closed or replaced streams
+            self.enabled = False
         self.start = time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:

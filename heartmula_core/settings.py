@@ -19,6 +19,7 @@ MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes an unsigned 64-bit see
 TEMPERATURE_RANGE = (1e-3, 100.0)  # beyond these, logits / temperature overflows float32
 GUIDANCE_RANGE = (0.0, 100.0)  # (cond - uncond) * scale overflows soon after
 MAX_STEPS = 1000
+MAX_SECONDS = 86400
 
 
 def number(value, name: str, low: float, high: float, hint: str = "") -> float:
@@ -53,9 +54,12 @@ def seeded_generator(seed, device="cpu", name: str = "seed") -> torch.Generator:
 
 
 def check_seconds(seconds, name: str = "seconds") -> float:
+    """A positive, finite length; at most a day, so that seconds x 12.5 frames stays a number (the
+    model's context then says how much really fits)."""
     if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(float(seconds)) \
-            or float(seconds) <= 0:
-        raise SettingsError(f"{name} must be a positive, finite number of seconds, got {seconds!r}.")
+            or not 0 < float(seconds) <= MAX_SECONDS:
+        raise SettingsError(f"{name} must be a positive, finite number of seconds (at most {MAX_SECONDS}), "
+                            f"got {seconds!r}.")
     return float(seconds)
 
 
