@@ -47,20 +47,23 @@ class TerminalProgress:
         self.stream.flush()
 
 
-def prepare_sampling(args, device, dtype) -> tuple[int, int]:
-    """Before the weights load: the prompt fits the context and the batch fits in memory.
-    Returns (frame limit, bytes the generation itself needs)."""
+def prepare_sampling(args, device, dtype, codebook_size: int | None = None) -> tuple[int, int]:
+    """Before the weights load: the prompt fits the context, the LM's audio ids fit the codec's
+    codebook, and the batch fits in memory. Returns (frame limit, bytes the generation needs)."""
     from .checkpoints import load_tokenizer, resolve_lm_folder
     from .cli_checks import check_lm_memory, check_sample_args
     from .lm.config import GenConfig, HeartMuLaConfig
     from .lm.generate import check_fits_config
+    from .lm.vocab import audio_vocab
     from .prompt import build_prompt
 
     max_frames = check_sample_args(args)
     files = resolve_lm_folder(args.model_dir)
     config = HeartMuLaConfig.from_file(files.config)
-    prompt = build_prompt(load_tokenizer(files.tokenizer), GenConfig.from_file(files.gen_config), args.tags, args.lyrics)
+    gen_config = GenConfig.from_file(files.gen_config)
+    prompt = build_prompt(load_tokenizer(files.tokenizer), gen_config, args.tags, args.lyrics)
     check_fits_config(config, prompt, max_frames)
+    audio_vocab(config.audio_vocab_size, gen_config.audio_eos_id, codebook_size)
     return max_frames, check_lm_memory(args, files, config, prompt, max_frames, device, dtype)
 
 
@@ -72,7 +75,7 @@ def run_sampling(args, codebook_size: int | None = None):
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
-    max_frames, needed = prepare_sampling(args, device, dtype)
+    max_frames, needed = prepare_sampling(args, device, dtype, codebook_size)
     lm = load_lm(args.model_dir, device=device, dtype=dtype)
     prompt = build_prompt(lm.tokenizer, lm.gen_config, args.tags, args.lyrics)
     progress = TerminalProgress("sampling")

@@ -45,7 +45,7 @@ class HeartCodecDecode(io.ComfyNode):
         model = codec.patcher.model
         check_decoding(steps, guidance)  # NaN passes ComfyUI's range checks
         generator = seeded_generator(seed)
-        check_codes(codes.codes, codes.lengths, "codes")
+        check_codes(codes.codes, codes.lengths, "the codes input")
         needed = estimate_decode_bytes(model.config, codes.batch_size, codec.dtype, frames=int(codes.lengths.max()))
         memory.load_for_inference(codec.patcher, needed)
         waveform = decode(model, codes.codes, codes.lengths, steps=steps, guidance=guidance, generator=generator,

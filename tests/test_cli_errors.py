@@ -160,3 +160,18 @@ def test_invalid_utf8_in_argv(tmp_path):
     assert odd_name.returncode == 0, odd_name.stderr
     assert odd_name.stdout.rstrip().endswith(b"wrote c\xff.safetensors")
     assert os.listdir(os.fsencode(tmp_path)) == [b"c\xff.safetensors"]
+
+
+def test_codec_whose_codebook_does_not_fit_the_lm_is_refused_before_sampling(tmp_path, capsys, no_model_loads):
+    import json
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(CKPT, ckpt)
+    config = ckpt / "HeartCodec-oss" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "codebook_size": 128}))
+    rc = main(["generate", "--model-dir", str(ckpt), "--tags", "piano", "--lyrics", "la", "--seconds", "0.4",
+               "--device", "cpu", "--out", str(tmp_path / "song.wav")])
+    assert rc == 2
+    line = one_error_line(capsys)
+    assert "end of audio 65 (gen_config.json audio_eos_id), codebook 128" in line and "belong to this LM" in line

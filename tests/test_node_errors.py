@@ -128,7 +128,7 @@ def test_bool_codes_are_not_tokens(chain, comfy_home):
     nodes, _, codec, _ = chain
     codes = HeartMuLaCodes(torch.ones(1, 8, 5, dtype=torch.bool), torch.tensor([5]))
     err = raised(nodes["HeartMuLaCodecDecode"], codec=codec, codes=codes, seed=0, steps=1, guidance=1.25)
-    assert toast(err).startswith("CodesError: codes: codes must be an integer tensor") and "torch.bool" in str(err)
+    assert toast(err).startswith("CodesError: the codes input: codes must be an integer tensor") and "torch.bool" in str(err)
     assert comfy_home.loads == []
     err = raised(nodes["HeartMuLaSaveCodes"], codes=codes, filename_prefix="heartmula/codes")
     assert toast(err).startswith("CodesError: ")

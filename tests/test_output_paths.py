@@ -185,3 +185,34 @@ def test_full_disk_while_writing_is_one_error_line_and_no_partial_file(tmp_path,
     assert done.returncode == 2 and len(err) == 1, done.stderr
     assert err[0].startswith(f"error: Could not write {flag}") and "the disk is full" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.safetensors"]
+
+
+def test_cli_batch_audio_is_all_or_nothing(tmp_path, capsys, monkeypatch):
+    """b_0 written, then a failure on b_1: neither file is left (no half a batch, no traceback)."""
+    save_codes(tmp_path / "codes.safetensors", torch.randint(0, 64, (2, 8, 6)), torch.tensor([6, 4]))
+    real_write, calls = Path.write_bytes, []
+
+    def second_fails(self, data):
+        calls.append(self.name)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", second_fails)
+    rc = main(["decode", "--model-dir", str(CKPT), "--codes", str(tmp_path / "codes.safetensors"), "--steps", "1",
+               "--device", "cpu", "--out", str(tmp_path / "b.flac")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: Could not write --out") and "b_1.flac" in err[0]
+    assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["codes.safetensors"]
+
+
+def test_ctrl_c_is_one_line_and_leaves_no_file(tmp_path, capsys, monkeypatch):
+    import heartmula_core.lm.generate as generate
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate, "generate", interrupted)
+    assert main(sample_args(tmp_path / "codes.safetensors")) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["interrupted: files not complete yet were not written"]
+    assert list(tmp_path.iterdir()) == []
