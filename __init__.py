@@ -28,7 +28,10 @@ OPTIONAL_MODULES = ("transcription", "scoring")
 
 def node_classes() -> list:
     """Every node class that imports and whose schema builds. A failing module or node is logged and
-    left out; it never hides the others."""
+    left out; it never hides the others. Each raises the pack's errors under names ComfyUI's error
+    toast shows in full (nodes/host_errors.py)."""
+    from .nodes.host_errors import readable_errors
+
     nodes = []
     for name in CORE_MODULES + OPTIONAL_MODULES:
         try:
@@ -47,7 +50,7 @@ def node_classes() -> list:
             except Exception:
                 log.exception("HeartMuLa: node %s has a broken schema and is left out", node.__name__)
                 continue
-            nodes.append(node)
+            nodes.append(readable_errors(node))
     return nodes
 
 

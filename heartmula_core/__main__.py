@@ -23,13 +23,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pass_through_undecodable_bytes() -> None:
+    """Paths given as bytes that are not UTF-8 reach us as lone surrogates; print them back as the
+    same bytes instead of failing with UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="surrogateescape")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv=None) -> int:
+    """Every error we raise on purpose ends as one ``error: ...`` line and exit status 2."""
+    _pass_through_undecodable_bytes()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except HeartMuLaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: files not complete yet were not written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

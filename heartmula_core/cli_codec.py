@@ -9,14 +9,16 @@ failure or Ctrl-C never leaves a partial file behind.
 from __future__ import annotations
 
 import argparse
+import io
 import time
 from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_write, atomic_write_all, is_null_device
 from .errors import HeartMuLaError
-from .runtime import pick_device, pick_dtype
+from .runtime import memory_errors, pick_device, pick_dtype
+from .settings import seeded_generator
 
 # extension -> (soundfile format, subtype)
 AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III")}
@@ -25,6 +27,8 @@ AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".mp3":
 def _audio_format(path: Path) -> tuple[str, str]:
     import soundfile
 
+    if is_null_device(path):
+        return AUDIO_FORMATS[".wav"]  # nothing is written: any format will do
     fmt = AUDIO_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise HeartMuLaError(f"--out {path}: unknown audio extension; use .wav, .flac or .mp3.")
@@ -37,31 +41,42 @@ def _audio_format(path: Path) -> tuple[str, str]:
 
 
 def audio_paths(out: str | Path, count: int) -> list[Path]:
-    """One song: the path as given. Several: name_0.ext, name_1.ext, ..."""
+    """One song: the path as given. Several: name_0.ext, name_1.ext, ... (the null device: itself)."""
     out = Path(out)
-    if count == 1:
-        return [out]
+    if count == 1 or is_null_device(out):
+        return [out] * count
     return [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
 
 
-def write_audio(out: str | Path, waveform: torch.Tensor, lengths_samples: list[int], sample_rate: int) -> list[Path]:
-    """waveform [B, 2, N] float32 -> one file per song, each cut to its own length."""
+def write_audio(out, waveform: torch.Tensor, lengths_samples: list[int], sample_rate: int,
+                targets: list | None = None) -> list[Path]:
+    """waveform [B, 2, N] float32 -> one file per song, each cut to its own length. All or nothing:
+    every song goes to a temporary file first, and only when all are written are they renamed."""
     import soundfile
 
     paths = audio_paths(out, waveform.shape[0])
     fmt, subtype = _audio_format(paths[0])
-    for path, song, n in zip(paths, waveform, lengths_samples):
-        data = song[:, :n].clamp(-1.0, 1.0).T.contiguous().numpy()
-        atomic_write(path, path.suffix, lambda tmp: soundfile.write(tmp, data, sample_rate, format=fmt, subtype=subtype))
-    return paths
+
+    def writer(data):
+        def write(tmp: str) -> None:
+            # encode in memory, then write the bytes ourselves: libsndfile reports a full disk only
+            # as "System error", Python's own write says which error it was
+            buffer = io.BytesIO()
+            soundfile.write(buffer, data, sample_rate, format=fmt, subtype=subtype)
+            Path(tmp).write_bytes(buffer.getbuffer())
+        return write
+
+    items = [(target, Path(path).suffix, writer(song[:, :n].clamp(-1.0, 1.0).T.contiguous().numpy()))
+             for target, path, song, n in zip(targets or paths, paths, waveform, lengths_samples)]
+    return atomic_write_all(items, errors=(soundfile.SoundFileError,))
 
 
-def write_waveform(path: str | Path, waveform: torch.Tensor) -> Path:
+def write_waveform(path, waveform: torch.Tensor) -> Path:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    path = Path(path)
-    atomic_write(path, ".safetensors", lambda tmp: save_file({"waveform": waveform.contiguous()}, tmp))
-    return path
+    return atomic_write(path, ".safetensors", lambda tmp: save_file({"waveform": waveform.contiguous()}, tmp),
+                        errors=(SafetensorError,))
 
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:
@@ -83,25 +98,42 @@ def _codec_folder_near(model_dir: str | Path) -> Path:
     return resolve_codec_folder(root)
 
 
-def run_decoding(args, codec_dir, codes: torch.Tensor, lengths: torch.Tensor) -> str:
-    """Load the codec, decode, write the outputs; returns a summary line."""
-    from .codec import decode, load_codec
-    from .cli_sample import TerminalProgress
+def prepare_decoding(args, codec_dir, lengths: list[int], inputs=(), other_outputs=()):
+    """Before the codec loads: settings, output paths, free disk space and memory.
+    Returns (device, dtype, codec folder, audio targets, waveform target, bytes the decode needs)."""
+    from .cli_checks import audio_targets, check_codec_memory, check_decode_args, check_distinct
+    from .codec.config import CodecConfig
+    from .codec.model import resolve_codec_folder
 
+    check_decode_args(args)
+    _audio_format(Path(args.out))
+    targets, wave = audio_targets(args.out, lengths, args.waveform_out)
+    check_distinct(targets + [wave, *other_outputs], inputs)
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device, default_gpu=torch.float32)  # the codec stays fp32 unless asked
-    _audio_format(Path(args.out))  # fail before the slow part
-    codec = load_codec(codec_dir, device=device, dtype=dtype)
+    folder = resolve_codec_folder(codec_dir)
+    needed = check_codec_memory(CodecConfig.from_folder(folder), len(lengths), max(lengths), device, dtype)
+    return device, dtype, folder, targets, wave, needed
+
+
+def run_decoding(args, plan, codes: torch.Tensor, lengths: torch.Tensor) -> str:
+    """Load the codec, decode, write the outputs; returns a summary line."""
+    from .cli_sample import TerminalProgress
+    from .codec import decode, load_codec
+
+    device, dtype, folder, targets, wave, needed = plan
+    codec = load_codec(folder, device=device, dtype=dtype)
     progress = TerminalProgress("decoding")
     start = time.perf_counter()
-    waveform = decode(codec, codes, lengths, steps=args.steps, guidance=args.guidance,
-                      generator=torch.Generator().manual_seed(args.seed), on_step=progress)
+    with memory_errors(needed, device, f"Decoding {len(lengths)} song(s)", "Decode fewer songs at once."):
+        waveform = decode(codec, codes, lengths, steps=args.steps, guidance=args.guidance,
+                          generator=seeded_generator(args.seed, "cpu", "--seed"), on_step=progress)
     seconds = time.perf_counter() - start
     rate = codec.config.sample_rate
     samples = [int(n / 12.5 * rate) for n in lengths.tolist()]
-    if args.waveform_out:
-        write_waveform(args.waveform_out, waveform)
-    paths = write_audio(args.out, waveform, samples, rate)
+    if wave is not None:
+        write_waveform(wave, waveform)
+    paths = write_audio(args.out, waveform, samples, rate, targets)
     audio_seconds = sum(samples) / rate
     return (f"decoded {audio_seconds:.2f} s of audio in {seconds:.2f} s "
             f"({seconds / max(audio_seconds, 1e-9):.3f} s per audio second) on {device} "
@@ -109,25 +141,34 @@ def run_decoding(args, codec_dir, codes: torch.Tensor, lengths: torch.Tensor) ->
 
 
 def cmd_decode(args) -> int:
+    from .cli_checks import check_decode_args
     from .codes_file import load_codes
 
+    check_decode_args(args)
     codes, lengths = load_codes(args.codes)
-    print(run_decoding(args, args.model_dir, codes, lengths))
+    plan = prepare_decoding(args, args.model_dir, lengths.tolist(), inputs=[args.codes])
+    print(run_decoding(args, plan, codes, lengths))
     return 0
 
 
 def cmd_generate(args) -> int:
+    """Everything that can be checked is checked before sampling: the settings of both halves, every
+    output path, the codec folder, and that the codec's codebook is the one the LM samples for."""
+    from .cli_checks import check_sample_args, codes_target
     from .cli_sample import run_sampling
+    from .codec.config import CodecConfig
+    from .codes_file import save_codes
 
-    _audio_format(Path(args.out))
-    codec_dir = _codec_folder_near(args.model_dir)  # fail before sampling if it is missing
-    codes, lengths, summary = run_sampling(args)
+    max_frames = check_sample_args(args)
+    codec_dir = _codec_folder_near(args.model_dir)
+    codes_out = codes_target(args.codes_out, "--codes-out", args.batch, max_frames) if args.codes_out else None
+    plan = prepare_decoding(args, codec_dir, [max_frames] * args.batch, other_outputs=[codes_out])
+    codebook_size = CodecConfig.from_folder(plan[2]).codebook_size
+    codes, lengths, summary = run_sampling(args, codebook_size)
     print(summary)
-    if args.codes_out:
-        from .codes_file import save_codes
-
-        save_codes(args.codes_out, codes, lengths)
-    print(run_decoding(args, codec_dir, codes, lengths))
+    if codes_out is not None:
+        save_codes(codes_out, codes, lengths)
+    print(run_decoding(args, plan, codes, lengths))
     return 0
 
 

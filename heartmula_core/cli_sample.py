@@ -6,8 +6,7 @@ import argparse
 import sys
 import time
 
-
-from .runtime import pick_device, pick_dtype
+from .runtime import memory_errors, pick_device, pick_dtype
 
 
 def add_sample_options(p: argparse.ArgumentParser) -> None:
@@ -28,9 +27,12 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
 class TerminalProgress:
     """A one-line progress bar on a terminal; silent when output is redirected."""
 
-    def __init__(self, label: str, stream=sys.stderr):
-        self.label, self.stream = label, stream
-        self.enabled = stream.isatty()
+    def __init__(self, label: str, stream=None):
+        self.label, self.stream = label, stream or sys.stderr  # the stream of now, not of import time
+        try:
+            self.enabled = self.stream.isatty()
+        except (AttributeError, ValueError):  # closed or replaced streams
+            self.enabled = False
         self.start = time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:
@@ -45,21 +47,42 @@ class TerminalProgress:
         self.stream.flush()
 
 
-def run_sampling(args):
+def prepare_sampling(args, device, dtype, codebook_size: int | None = None) -> tuple[int, int]:
+    """Before the weights load: the prompt fits the context, the LM's audio ids fit the codec's
+    codebook, and the batch fits in memory. Returns (frame limit, bytes the generation needs)."""
+    from .checkpoints import load_tokenizer, resolve_lm_folder
+    from .cli_checks import check_lm_memory, check_sample_args
+    from .lm.config import GenConfig, HeartMuLaConfig
+    from .lm.generate import check_fits_config
+    from .lm.vocab import audio_vocab
+    from .prompt import build_prompt
+
+    max_frames = check_sample_args(args)
+    files = resolve_lm_folder(args.model_dir)
+    config = HeartMuLaConfig.from_file(files.config)
+    gen_config = GenConfig.from_file(files.gen_config)
+    prompt = build_prompt(load_tokenizer(files.tokenizer), gen_config, args.tags, args.lyrics)
+    check_fits_config(config, prompt, max_frames)
+    audio_vocab(config.audio_vocab_size, gen_config.audio_eos_id, codebook_size)
+    return max_frames, check_lm_memory(args, files, config, prompt, max_frames, device, dtype)
+
+
+def run_sampling(args, codebook_size: int | None = None):
     """Load the LM and sample; returns (codes, lengths, summary line)."""
     from .checkpoints import load_lm
-    from .lm.generate import frames_for_seconds, generate
+    from .lm.generate import generate
     from .prompt import build_prompt
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
+    max_frames, needed = prepare_sampling(args, device, dtype, codebook_size)
     lm = load_lm(args.model_dir, device=device, dtype=dtype)
     prompt = build_prompt(lm.tokenizer, lm.gen_config, args.tags, args.lyrics)
-    max_frames = frames_for_seconds(args.seconds)
     progress = TerminalProgress("sampling")
-    result = generate(lm.model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id,
-                      temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg,
-                      batch_size=args.batch, seed=args.seed, device=device, on_frame=progress)
+    with memory_errors(needed, device, f"Sampling {args.batch} song(s)", "Lower --batch or --seconds."):
+        result = generate(lm.model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id,
+                          temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg, batch_size=args.batch,
+                          seed=args.seed, device=device, on_frame=progress, codebook_size=codebook_size)
     frames = int(result.frames_run)
     fps = (frames - 1) / result.frame_seconds if result.frame_seconds > 0 else float("inf")
     summary = (f"sampled {args.batch} song(s), lengths {result.lengths.tolist()} frames "
@@ -70,10 +93,12 @@ def run_sampling(args):
 
 
 def cmd_sample(args) -> int:
+    from .cli_checks import check_sample_args, codes_target
     from .codes_file import save_codes
 
+    target = codes_target(args.codes_out, "--codes-out", args.batch, check_sample_args(args))
     codes, lengths, summary = run_sampling(args)
-    save_codes(args.codes_out, codes, lengths)
+    save_codes(target, codes, lengths)
     print(f"{summary}; wrote {args.codes_out}")
     return 0
 

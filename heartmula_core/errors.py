@@ -13,8 +13,17 @@ class PromptError(HeartMuLaError):
     """Tags or lyrics cannot be turned into a prompt (empty, too long for the context)."""
 
 
+class SettingsError(PromptError):
+    """A sampling or decoding setting is out of range (NaN, infinite, zero steps, a seed past 2**64-1).
+    A PromptError too, as the sampling settings were before this class existed."""
+
+
 class CodesError(HeartMuLaError):
     """A codes tensor or codes file has the wrong shape, dtype or values."""
+
+
+class OutputError(HeartMuLaError):
+    """An output path cannot be written: a folder, a device, read-only, or the disk is full."""
 
 
 class GenerationCancelled(HeartMuLaError):

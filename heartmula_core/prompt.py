@@ -36,6 +36,11 @@ def read_text(value: str, what: str) -> str:
     """A string, or the contents of the file it names (a path to an existing file)."""
     if not isinstance(value, str):
         raise PromptError(f"{what} must be text or a path to a text file, got {type(value).__name__}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: bytes that were not UTF-8 on a command line
+        raise PromptError(f"The {what} are not valid text (character {exc.start + 1} is not UTF-8). "
+                          f"Re-type the {what} or save them as a UTF-8 file.") from None
     candidate = value.strip()
     if candidate and "\n" not in candidate and len(candidate) < 4096 and os.path.isfile(candidate):
         try:

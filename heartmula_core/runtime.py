@@ -32,3 +32,51 @@ def pick_dtype(name: str, device: torch.device, default_gpu: torch.dtype = torch
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+GB = 1e9
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory a new allocation can still get on ``device`` (None: unknown, e.g. MPS)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo", encoding="ascii") as f:
+                fields = dict(line.split(":", 1) for line in f)
+            return int(fields["MemAvailable"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):
+            return None
+    return None
+
+
+def check_memory(needed: int, device: torch.device, what: str, fix: str) -> None:
+    """Refuse up front what cannot fit, rather than fail (or be killed) after minutes of work."""
+    free = available_bytes(device)
+    if free is not None and needed > free:
+        raise HeartMuLaError(f"{what} needs about {needed / GB:.2f} GB on {device} but only {free / GB:.2f} GB "
+                             f"is available. {fix}")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
+
+
+class memory_errors:
+    """``with memory_errors(needed, device, what, fix):`` turns an allocation failure into one
+    HeartMuLaError saying how much the work needs."""
+
+    def __init__(self, needed: int, device: torch.device, what: str, fix: str):
+        self.needed, self.device, self.what, self.fix = needed, device, what, fix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        if exc is not None and is_out_of_memory(exc):
+            raise HeartMuLaError(f"{self.what} ran out of memory on {self.device}: it needs about "
+                                 f"{self.needed / GB:.2f} GB besides what is already loaded. {self.fix}") from None
+        return False

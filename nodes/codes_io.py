@@ -15,16 +15,35 @@ from comfy_api.latest import io
 
 from ..heartmula_core.codes_file import load_codes, save_codes
 from ..heartmula_core.errors import CodesError
+from .host_errors import readable_errors
 from .types import CATEGORY, FRAME_RATE, CodesSocket, HeartMuLaCodes
 
 EXTENSION = ".safetensors"
 OUTPUT_SUFFIX = " [output]"  # ComfyUI's annotation for a file in the output folder
+NAME_MAX, PATH_MAX = 255, 4096  # bytes per path component and per path (Linux; Windows allows fewer)
+
+
+def _check_name(relative: str) -> None:
+    """A name the file system can hold: no NUL, no component or path longer than the OS allows.
+    (Otherwise os.path and open raise ValueError / OSError, which reached users as such.)"""
+    if not isinstance(relative, str):
+        raise CodesError(f"The file name must be text, got {type(relative).__name__}.")
+    if "\x00" in relative:
+        raise CodesError(f"The file name {relative!r:.80} contains a NUL character; type a plain file name.")
+    encoded = os.fsencode(relative)
+    if len(encoded) > PATH_MAX or any(len(part) > NAME_MAX - 20 for part in encoded.split(b"/")):
+        raise CodesError(f"The file name '{relative:.40}...' ({len(relative)} characters) is too long: keep each "
+                         f"folder or file name under {NAME_MAX - 20} bytes.")
 
 
 def _inside(base: str, relative: str) -> Path:
     """``base/relative``, refusing names that leave ``base`` (.., absolute paths, symlinks out)."""
+    _check_name(relative)
     base_real = os.path.realpath(base)
-    target = os.path.realpath(os.path.join(base_real, relative))
+    try:
+        target = os.path.realpath(os.path.join(base_real, relative))
+    except (OSError, ValueError) as exc:
+        raise CodesError(f"'{relative:.200}' cannot be used as a file name here ({exc}).") from None
     if os.path.commonpath([base_real, target]) != base_real or target == base_real:
         raise CodesError(f"'{relative}' points outside {base}; use a name inside that folder.")
     return Path(target)
@@ -35,6 +54,7 @@ def read_codes(path: Path) -> HeartMuLaCodes:
     return HeartMuLaCodes(codes, lengths, FRAME_RATE, {"file": path.name})
 
 
+@readable_errors
 class SaveHeartMuLaCodes(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -87,12 +107,13 @@ def resolve_codes_file(name: str) -> Path:
     else:
         base, relative = folder_paths.get_input_directory(), name
     path = _inside(base, relative)
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise CodesError(f"Codes file '{relative}' was not found in {base}. Pick one from the list (refresh the "
                          "page after saving new codes).")
     return path
 
 
+@readable_errors
 class LoadHeartMuLaCodes(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -115,8 +136,8 @@ class LoadHeartMuLaCodes(io.ComfyNode):
         try:
             stat = resolve_codes_file(file).stat()
             return f"{stat.st_mtime_ns}-{stat.st_size}"
-        except CodesError:
-            return ""
+        except (CodesError, OSError):
+            return ""  # execute reports the problem with the pack's own error
 
     @classmethod
     def execute(cls, file: str) -> io.NodeOutput:

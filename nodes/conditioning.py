@@ -9,6 +9,7 @@ from comfy_api.latest import io
 
 from ..heartmula_core.errors import PromptError
 from ..heartmula_core.prompt import build_prompt
+from .host_errors import readable_errors
 from .types import CATEGORY, LMSocket, PromptSocket
 
 TAGS_EXAMPLE = "piano,happy,wedding,synthesizer,romantic"
@@ -18,6 +19,7 @@ LYRICS_EXAMPLE = (
 )
 
 
+@readable_errors
 class HeartMuLaLyricsTags(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -88,6 +90,7 @@ def normalise_tags(parts) -> str:
     return ",".join(seen)
 
 
+@readable_errors
 class HeartMuLaTags(io.ComfyNode):
     @classmethod
     def define_schema(cls):

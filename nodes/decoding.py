@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import torch
 from comfy_api.latest import io
 
 from ..heartmula_core.codec import decode, estimate_decode_bytes
+from ..heartmula_core.codes_file import check_codes
+from ..heartmula_core.settings import MAX_SEED, check_decoding, seeded_generator
 from . import memory
+from .host_errors import readable_errors
 from .types import CATEGORY, SAMPLE_RATE, CodecSocket, CodesSocket, audio_output
 
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
-
+@readable_errors
 class HeartCodecDecode(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -42,9 +43,11 @@ class HeartCodecDecode(io.ComfyNode):
     @classmethod
     def execute(cls, codec, codes, seed: int, steps: int, guidance: float) -> io.NodeOutput:
         model = codec.patcher.model
+        check_decoding(steps, guidance)  # NaN passes ComfyUI's range checks
+        generator = seeded_generator(seed)
+        check_codes(codes.codes, codes.lengths, "the codes input")
         needed = estimate_decode_bytes(model.config, codes.batch_size, codec.dtype, frames=int(codes.lengths.max()))
         memory.load_for_inference(codec.patcher, needed)
-        generator = torch.Generator(device="cpu").manual_seed(seed)
         waveform = decode(model, codes.codes, codes.lengths, steps=steps, guidance=guidance, generator=generator,
                           on_step=memory.progress_reporter(steps), check_cancel=memory.check_cancel)
         return io.NodeOutput(audio_output(waveform, SAMPLE_RATE))

@@ -6,12 +6,13 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..heartmula_core.lm.generate import check_fits, estimate_generation_bytes, frames_for_seconds, generate
+from ..heartmula_core.settings import MAX_SEED, check_sampling, check_seed
 from . import memory
+from .host_errors import readable_errors
 from .types import CATEGORY, FRAME_RATE, CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
 
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
-
+@readable_errors
 class HeartMuLaSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -47,8 +48,12 @@ class HeartMuLaSampler(io.ComfyNode):
     def execute(cls, lm, prompt, seed: int, seconds: float, temperature: float, top_k: int, cfg_scale: float,
                 batch_size: int) -> io.NodeOutput:
         model = lm.patcher.model
+        # ComfyUI's range checks let NaN through (every comparison with NaN is false): check here,
+        # before any memory is moved
+        check_seed(seed)
+        check_sampling(temperature, top_k, cfg_scale, batch_size)
         max_frames = frames_for_seconds(seconds)
-        check_fits(model, prompt, max_frames)  # a clear error before any memory is moved
+        check_fits(model, prompt, max_frames)
         needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, batch_size, cfg_scale, lm.dtype)
         device = memory.load_for_inference(lm.patcher, needed)
         result = generate(

@@ -1,5 +1,6 @@
 """`python -m heartmula_core decode | generate` on the tiny checkpoints."""
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -46,17 +47,19 @@ def test_decode_writes_one_file_per_song(tmp_path):
     assert soundfile.info(tmp_path / "out_1.flac").frames == 12 * 3840
 
 
-def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
     save_codes(tmp_path / "codes.safetensors", torch.zeros(1, 8, 5, dtype=torch.long), torch.tensor([5]))
+    real_write = Path.write_bytes
 
-    def broken(path, *args, **kwargs):
-        Path(path).write_bytes(b"half")
-        raise OSError("disk full")
+    def half_then_full(self, data):
+        real_write(self, bytes(data)[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(soundfile, "write", broken)
-    with pytest.raises(OSError, match="disk full"):
-        main(["decode", "--model-dir", str(CKPT), "--codes", str(tmp_path / "codes.safetensors"),
-              "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "song.wav")])
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    rc = main(["decode", "--model-dir", str(CKPT), "--codes", str(tmp_path / "codes.safetensors"),
+               "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "song.wav")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: Could not write --out") and "disk is full" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.safetensors"]
 
 

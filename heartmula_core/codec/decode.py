@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import CodesError
+from ..settings import check_decoding
 from .config import CodecConfig
 from .estimator import _mlp_hidden
 from .flow import solve_euler
@@ -128,8 +129,7 @@ def decode(
     ``on_step(done, total)`` runs after every Euler step, ``check_cancel()`` at the same points.
     """
     cfg = codec.config
-    if steps < 1:
-        raise ValueError("steps must be at least 1")
+    check_decoding(steps, guidance)
     codes, lengths = _check_codes(codes, lengths, cfg)
     if check_cancel is not None:
         check_cancel()

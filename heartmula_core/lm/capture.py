@@ -8,12 +8,23 @@ static input buffers that later frames overwrite in place.
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger("heartmula")
+
+
+def _fall_back(runner, exc: Exception) -> None:
+    """One warning per generation: the captured path failed, the song goes on eagerly."""
+    log.warning("HeartMuLa: %s failed (%s: %s); continuing with the eager frame step (same tokens, slower).",
+                runner.what, type(exc).__name__, exc)
 
 
 class EagerStep:
     def __init__(self, sampler):
         self.sampler = sampler
+        self.eager = False  # set when a captured runner gave up and runs eagerly
 
     def __call__(self, previous: torch.Tensor, position: int) -> torch.Tensor:
         pos = torch.tensor([position], device=self.sampler.device)
@@ -23,14 +34,28 @@ class EagerStep:
 class CompiledStep(EagerStep):
     """torch.compile of the whole frame step (Inductor); shapes are static within a generation."""
 
+    what = "torch.compile of the frame step"
+
     def __init__(self, sampler, mode: str | None = None):
         super().__init__(sampler)
         # freezing: weights become constants, which lets Inductor prepack them for the CPU GEMM
         self.compiled = torch.compile(sampler.step, dynamic=False, mode=mode, options={"freezing": True})
+        self.first = True
 
     def __call__(self, previous, position):
+        if self.eager:
+            return super().__call__(previous, position)
         pos = torch.tensor([position], device=self.sampler.device)
-        return self.compiled(previous, pos, self.sampler.draw_noise())
+        race = self.sampler.draw_noise()
+        if not self.first:
+            return self.compiled(previous, pos, race)
+        self.first = False
+        try:  # compiling happens on the first call; a failure there must not cost the song
+            return self.compiled(previous, pos, race)
+        except Exception as exc:
+            _fall_back(self, exc)
+            self.eager = True
+            return self.sampler.step(previous, pos, race)  # the same noise: the same tokens as eager
 
 
 class StaticStep:
@@ -38,9 +63,12 @@ class StaticStep:
     call overwrites them in place (previous frame, position, fresh noise) and replays it. How a step
     is recorded and replayed is left to subclasses."""
 
+    what = "capturing the frame step"
+
     def __init__(self, sampler):
         self.sampler = sampler
         self.replay = None
+        self.eager = False
 
     def _step(self):
         return self.sampler.step(self.previous, self.position, self.race)
@@ -50,11 +78,22 @@ class StaticStep:
         raise NotImplementedError
 
     def __call__(self, previous, position):
+        if self.eager:
+            pos = torch.tensor([position], device=self.sampler.device)
+            return self.sampler.step(previous, pos, self.sampler.draw_noise())
         if self.replay is None:
             self.previous = previous.clone()
             self.position = torch.tensor([position], device=self.sampler.device)
             self.race = self.sampler.draw_noise()
-            self.replay, self.output = self._record()
+            try:
+                self.replay, self.output = self._record()
+            except Exception as exc:
+                # An unseen GPU or driver may refuse the capture. The step only rewrites this
+                # position's cache entries, so running it eagerly on the same inputs and noise
+                # gives exactly the tokens the eager runner would have.
+                _fall_back(self, exc)
+                self.eager = True
+                return self.sampler.step(self.previous, self.position, self.race)
         else:
             self.previous.copy_(previous)
             self.position.fill_(position)

@@ -15,10 +15,12 @@ import torch
 
 from ..errors import PromptError
 from ..prompt import Prompt
+from ..settings import check_sampling, check_seconds, seeded_generator, whole
 from .capture import RUNNERS, pick_runner
 from .layers import TransformerState
 from .model import HeartMuLa
 from .sampling import draw_race, guide, sample_top_k
+from .vocab import AudioVocab, audio_vocab
 
 FRAME_RATE = 12.5
 
@@ -47,8 +49,9 @@ def cache_length(model: HeartMuLa, prompt_length: int, max_frames: int) -> int:
     return bucketed_length(prompt_length + max_frames, context_limit(model))
 
 
-def frames_for_seconds(seconds: float) -> int:
-    return int(round(seconds * FRAME_RATE))
+def frames_for_seconds(seconds: float, name: str = "seconds") -> int:
+    """Frames for a length in seconds; NaN, infinite or non-positive lengths are refused."""
+    return int(round(check_seconds(seconds, name) * FRAME_RATE))
 
 
 def context_limit(model: HeartMuLa) -> int:
@@ -56,7 +59,12 @@ def context_limit(model: HeartMuLa) -> int:
 
 
 def check_fits(model: HeartMuLa, prompt: Prompt, max_frames: int) -> None:
-    limit = context_limit(model)
+    check_fits_config(model.config, prompt, max_frames)
+
+
+def check_fits_config(config, prompt: Prompt, max_frames: int) -> None:
+    """check_fits before the weights load: only the config's context length matters."""
+    limit = config.backbone.max_seq_len
     if max_frames < 1:
         raise PromptError(f"The length limit must allow at least one frame (got {max_frames}); ask for more seconds.")
     if prompt.length + max_frames > limit:
@@ -72,8 +80,11 @@ class FrameSampler:
     """Per-generation state (KV caches, positions, generator) and the two steps that use it."""
 
     def __init__(self, model: HeartMuLa, *, songs: int, cfg_scale: float, top_k: int, temperature: float,
-                 max_len: int, generator: torch.Generator, device, dtype):
+                 max_len: int, generator: torch.Generator, device, dtype, vocab: AudioVocab | None = None):
         self.model, self.songs = model, songs
+        # ids the codec accepts, plus EOS after the first frame (a song has at least one frame); None: all
+        self.allowed_first = vocab.allowed(device, with_eos=False) if vocab else None
+        self.allowed = vocab.allowed(device) if vocab else None
         self.cfg = cfg_scale if cfg_scale != 1.0 else None
         self.rows = songs * (2 if self.cfg is not None else 1)
         self.top_k, self.temperature, self.generator = top_k, temperature, generator
@@ -90,27 +101,27 @@ class FrameSampler:
         c = self.model.config
         return draw_race(self.generator, c.audio_num_codebooks, self.songs, c.audio_vocab_size, self.device)
 
-    def _sample(self, logits: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
+    def _sample(self, logits: torch.Tensor, race: torch.Tensor, allowed) -> torch.Tensor:
         """Sample once per song from guided logits and share the token with its CFG twin: [R]."""
-        tokens = sample_top_k(guide(logits, self.songs, self.cfg), self.top_k, self.temperature, race)
+        tokens = sample_top_k(guide(logits, self.songs, self.cfg), self.top_k, self.temperature, race, allowed)
         return tokens.repeat(self.rows // self.songs)
 
-    def _frame_from_hidden(self, last_h: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
+    def _frame_from_hidden(self, last_h: torch.Tensor, race: torch.Tensor, allowed) -> torch.Tensor:
         """Backbone output [R, D] + frame noise -> all codebooks of the frame [R, n] via the depth decoder."""
         m = self.model
-        token = self._sample(m.codebook0_head(last_h), race[0])
+        token = self._sample(m.codebook0_head(last_h), race[0], allowed)
         tokens = [token]
         x = m.projection(torch.stack([last_h, m.embed_audio(0, token).to(self.dtype)], dim=1))
         for i in range(1, m.config.audio_num_codebooks):
             h = m.decoder(x, self.decoder_pos[i - 1], self.decoder_state)[:, -1]
-            token = self._sample(m.codebook_logits(i, h), race[i])
+            token = self._sample(m.codebook_logits(i, h), race[i], allowed)
             tokens.append(token)
             if i + 1 < m.config.audio_num_codebooks:
                 x = m.projection(m.embed_audio(i, token).to(self.dtype)[:, None])
         return torch.stack(tokens, dim=1)
 
     def prompt_pass(self, prompt: Prompt, race: torch.Tensor) -> torch.Tensor:
-        return self._frame_from_hidden(self.prompt_hidden(prompt), race)
+        return self._frame_from_hidden(self.prompt_hidden(prompt), race, self.allowed_first)
 
     def prompt_hidden(self, prompt: Prompt) -> torch.Tensor:
         """Run the backbone over the prompt, filling the cache; last hidden state [R, D]."""
@@ -126,7 +137,7 @@ class FrameSampler:
         position [1] with the frame's noise [n, B, V] -> next frame [R, n]."""
         x = self.model.embed_frame(previous).to(self.dtype)
         h = self.model.backbone(x, position, self.backbone_state)[:, -1]
-        return self._frame_from_hidden(h, race)
+        return self._frame_from_hidden(h, race, self.allowed)
 
 
 def estimate_generation_bytes(config, prompt_length: int, max_frames: int, batch_size: int, cfg_scale: float,
@@ -169,6 +180,7 @@ def generate(
     check_cancel: Callable[[], None] | None = None,
     eos_check_every: int | None = None,
     capture: str = "auto",
+    codebook_size: int | None = None,
 ) -> Generated:
     """Sample ``batch_size`` independent songs for one prompt. Same seed, same codes.
 
@@ -177,58 +189,64 @@ def generate(
     ``capture``: auto (CUDA graph on CUDA, eager elsewhere), eager, compile or cuda_graph.
     ``eos_check_every``: frames between the host reads that stop the loop once every song ended
     (default 1 in eager mode, 8 with a CUDA graph, where the read would stall the queue).
+    ``codebook_size``: the codec's (default: derived from ``eos_id``, see vocab.py). Only codebook
+    entries and EOS are ever sampled, and a song ends at the first frame holding EOS anywhere.
     """
-    if temperature <= 0:
-        raise PromptError(f"temperature must be > 0 (got {temperature}); use top-k 1 for greedy sampling.")
-    if top_k < 1:
-        raise PromptError(f"top-k must be >= 1 (got {top_k}).")
-    if batch_size < 1:
-        raise PromptError(f"batch size must be >= 1 (got {batch_size}).")
+    check_sampling(temperature, top_k, cfg_scale, batch_size)
+    whole(max_frames, "max_frames", 1, hint=" Ask for more seconds.")
     check_fits(model, prompt, max_frames)
+    vocab = audio_vocab(model.config.audio_vocab_size, eos_id, codebook_size)
     dev, dt = model_device_dtype(model)
     device, dtype = torch.device(device or dev), dtype or dt
     if generator is None:
-        generator = torch.Generator(device=device).manual_seed(int(seed))
+        generator = seeded_generator(seed, device)
     sampler = FrameSampler(model, songs=batch_size, cfg_scale=cfg_scale, top_k=top_k, temperature=temperature,
-                           max_len=cache_length(model, prompt.length, max_frames), generator=generator, device=device, dtype=dtype)
+                           max_len=cache_length(model, prompt.length, max_frames), generator=generator,
+                           device=device, dtype=dtype, vocab=vocab)
     runner_name = pick_runner(capture, device, model)
     if eos_check_every is None:
         eos_check_every = 8 if runner_name == "cuda_graph" else 1
     runner = RUNNERS[runner_name](sampler)
     try:
-        n = model.config.audio_num_codebooks
-        codes = torch.zeros(batch_size, n, max_frames, dtype=torch.long, device=device)
-        lengths = torch.full((batch_size,), max_frames, dtype=torch.long, device=device)
-        done = torch.zeros(batch_size, dtype=torch.bool, device=device)
-        if check_cancel:
-            check_cancel()
-        t0 = time.perf_counter()
-        frame = sampler.prompt_pass(prompt, sampler.draw_noise())
-        codes[:, :, 0] = frame[:batch_size]
-        if on_frame:
-            on_frame(1, max_frames)
-        t1 = time.perf_counter()
-        frames_run = 1
-        for t in range(1, max_frames):
-            if check_cancel:
-                check_cancel()
-            frame = runner(frame, prompt.length + t - 1)
-            frames_run += 1
-            song_frame = frame[:batch_size]
-            codes[:, :, t] = song_frame
-            ended = (song_frame >= eos_id).any(dim=-1) & ~done
-            lengths = torch.where(ended, t, lengths)
-            done |= ended
-            if on_frame:
-                on_frame(t + 1, max_frames)
-            if t % eos_check_every == 0 and bool(done.all()):
-                break
-        t2 = time.perf_counter()
-        lengths_cpu = lengths.cpu()
-        longest = int(lengths_cpu.max())
-        out = codes[:, :, :longest].cpu()
-        for b, length in enumerate(lengths_cpu.tolist()):
-            out[b, :, length:] = 0
-        return Generated(out, lengths_cpu, t1 - t0, t2 - t1, frames_run)
+        return _sample_song(sampler, runner, prompt, max_frames, eos_id, on_frame, check_cancel, eos_check_every)
     finally:
         del runner, sampler
+
+
+def _sample_song(sampler: FrameSampler, runner, prompt: Prompt, max_frames: int, eos_id: int, on_frame,
+                 check_cancel, eos_check_every: int) -> Generated:
+    """The frame loop: the prompt pass, then one step per frame until every song ended or the limit."""
+    batch_size, device = sampler.songs, sampler.device
+    codes = torch.zeros(batch_size, sampler.model.config.audio_num_codebooks, max_frames, dtype=torch.long,
+                        device=device)
+    lengths = torch.full((batch_size,), max_frames, dtype=torch.long, device=device)
+    done = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    if check_cancel:
+        check_cancel()
+    t0 = time.perf_counter()
+    frame = sampler.prompt_pass(prompt, sampler.draw_noise())  # never EOS: a song has at least one frame
+    codes[:, :, 0] = frame[:batch_size]
+    if on_frame:
+        on_frame(1, max_frames)
+    t1 = time.perf_counter()
+    frames_run = 1
+    for t in range(1, max_frames):
+        if check_cancel:
+            check_cancel()
+        frame = runner(frame, prompt.length + t - 1)
+        frames_run += 1
+        song_frame = frame[:batch_size]
+        codes[:, :, t] = song_frame
+        ended = (song_frame == eos_id).any(dim=-1) & ~done
+        lengths = torch.where(ended, t, lengths)
+        done |= ended
+        if on_frame:
+            on_frame(t + 1, max_frames)
+        if t % eos_check_every == 0 and bool(done.all()):
+            break
+    t2 = time.perf_counter()
+    lengths_cpu = lengths.cpu()
+    out = codes[:, :, :int(lengths_cpu.max())].cpu()
+    for b, length in enumerate(lengths_cpu.tolist()):
+        out[b, :, length:] = 0
+    return Generated(out, lengths_cpu, t1 - t0, t2 - t1, frames_run)

@@ -16,9 +16,15 @@ def draw_race(generator: torch.Generator, codebooks: int, songs: int, vocab: int
     return torch.empty(codebooks, songs, vocab, device=device).exponential_(1.0, generator=generator)
 
 
-def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float, race: torch.Tensor) -> torch.Tensor:
-    """logits [N, V] and Exponential(1) noise [N, V] -> token ids [N] (int64)."""
+def sample_top_k(logits: torch.Tensor, top_k: int, temperature: float, race: torch.Tensor,
+                 allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """logits [N, V] and Exponential(1) noise [N, V] -> token ids [N] (int64).
+
+    ``allowed`` [V] bool masks ids that must never be drawn, before top-k. When no masked id is
+    among the k best, the draw is exactly the unmasked one (same p / q, same argmax)."""
     logits = logits.float() / temperature
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
     k = min(int(top_k), logits.shape[-1])
     kth_best = torch.topk(logits, k, dim=-1).values[..., -1:]
     logits = logits.masked_fill(logits < kth_best, float("-inf"))
