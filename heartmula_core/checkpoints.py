@@ -18,7 +18,7 @@ import torch
 
 from .errors import CheckpointError
 from .lm.config import GenConfig, HeartMuLaConfig
-from .weights import TensorSource, load_into
+from .weights import TensorSource, load_into, tensor_shapes
 
 LM_REPOS = {
     "HeartMuLa-oss-3B": "HeartMuLa/HeartMuLa-oss-3B",
@@ -162,5 +162,6 @@ def load_lm(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32, 
     tokenizer = load_tokenizer(files.tokenizer)
     model = build_lm(config, operations)
     source = TensorSource.from_files(files.weights, ", ".join(str(f) for f in files.weights))
-    load_into(model, source, lambda _key: dtype, device=device)
+    # The architecture's tensors come from a torch.nn build: a host's layers may be built weightless.
+    load_into(model, source, lambda _key: dtype, device=device, expected=tensor_shapes(build_lm(config)))
     return LoadedLM(model, tokenizer, gen_config, config, files)

@@ -138,16 +138,54 @@ def check_keys(expected: Mapping[str, tuple[int, ...]], source: TensorSource, ig
         )
 
 
-def set_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:
-    """Replace a (meta) parameter or buffer by ``value`` without copying it."""
-    owner_name, _, leaf = name.rpartition(".")
-    owner = module.get_submodule(owner_name) if owner_name else module
-    if leaf in owner._parameters:
-        owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
-    elif leaf in owner._buffers:
-        owner._buffers[leaf] = value
-    else:
-        raise KeyError(name)
+def tensor_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every parameter and persistent buffer ``module`` holds now.
+
+    For the architecture's list, call it on the model built with plain torch.nn layers: a host's
+    layers may hold no tensor until they are loaded (ComfyUI's DynamicVRAM ops build Linear with
+    ``weight = None``), so their state_dict is no guide to what the checkpoint must contain.
+    """
+    return {k: tuple(v.shape) for k, v in module.state_dict(keep_vars=True).items()}
+
+
+def _by_owner(keys: Iterable[str]) -> dict[str, list[str]]:
+    """Keys grouped by the module that owns them ('' = the root), in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key.rpartition(".")[0], []).append(key)
+    return groups
+
+
+def assign_to_module(owner: nn.Module, prefix: str, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Give ``owner`` its own tensors (full names, e.g. ``prefix + "weight"``) as
+    ``load_state_dict(..., assign=True)`` does for one module: through the module's own
+    ``_load_from_state_dict``, which a host's layers override to create weights they were built
+    without. Only this module is visited, never its children (a lazily built child layer that saw
+    no weight key would allocate a placeholder)."""
+    missing: list[str] = []
+    unexpected: list[str] = []
+    errors: list[str] = []
+    owner._load_from_state_dict(dict(tensors), prefix, {"assign_to_params_buffers": True}, True,
+                                missing, unexpected, errors)
+    if missing or unexpected or errors:
+        raise CheckpointError(
+            f"The {type(owner).__name__} layer {prefix[:-1] or '(root)'} refused its weights "
+            f"(missing {missing}, unexpected {unexpected}{'; ' + '; '.join(errors) if errors else ''}). "
+            "This layer type is not one the pack knows how to load."
+        )
+
+
+def _check_loaded(module: nn.Module, expected: Mapping[str, tuple[int, ...]]) -> None:
+    """After loading, the module must hold exactly the architecture's tensors, none left on meta."""
+    held = {k: v for k, v in module.state_dict(keep_vars=True).items()}
+    wrong = sorted(k for k in set(held) ^ set(expected))
+    wrong += sorted(k for k in set(held) & set(expected)
+                    if held[k].is_meta or tuple(held[k].shape) != tuple(expected[k]))
+    if wrong:
+        raise CheckpointError(
+            f"After loading, {_first(wrong)} {'is' if len(wrong) == 1 else 'are'} not the architecture's "
+            "tensors: a layer type built by the host did not take its weights as expected."
+        )
 
 
 def load_into(
@@ -156,19 +194,25 @@ def load_into(
     dtype_for: Callable[[str], torch.dtype | None],
     ignore: Callable[[str], bool] = lambda k: False,
     device: torch.device | str = "cpu",
+    expected: Mapping[str, tuple[int, ...]] | None = None,
 ) -> nn.Module:
-    """Fill a module built on the meta device from ``source``, one tensor at a time, each staged
-    through CPU memory and then placed on ``device``.
+    """Fill a module built on the meta device (with any layer ``operations``) from ``source``, one
+    module's tensors at a time, each staged through CPU memory and then placed on ``device``.
 
-    ``ignore`` drops checkpoint keys that inference does not need; ``dtype_for(key)`` picks each
-    tensor's dtype (None keeps the file's). A source whose names differ from the module's (weight-norm
-    folding, say) is a TensorSource subclass overriding keys/shape/load.
+    ``expected`` (name -> shape) is the architecture's list of tensors, checked against the file
+    before anything is read; by default the module's own, which is right for torch.nn layers only
+    (see ``tensor_shapes``). ``ignore`` drops checkpoint keys that inference does not need;
+    ``dtype_for(key)`` picks each tensor's dtype (None keeps the file's). A source whose names differ
+    from the module's (weight-norm folding, say) is a TensorSource subclass overriding keys/shape/load.
     """
-    expected = {k: tuple(v.shape) for k, v in module.state_dict(keep_vars=True).items()}
-    check_keys(expected, source, ignore)
-    for key in source.keys():
-        if not ignore(key):
-            set_tensor(module, key, source.load(key, dtype_for(key)).to(device))
+    expected = dict(expected) if expected is not None else tensor_shapes(module)
+    check_keys(expected, source, ignore)  # from here on the file holds exactly the expected keys
+    for owner_name, keys in _by_owner(expected).items():  # the architecture's order, as torch.nn registers
+        owner = module.get_submodule(owner_name) if owner_name else module
+        tensors = {k: source.load(k, dtype_for(k)).to(device) for k in keys}
+        assign_to_module(owner, owner_name + "." if owner_name else "", tensors)
+        del tensors
+    _check_loaded(module, expected)
     return module.eval().requires_grad_(False)
 
 

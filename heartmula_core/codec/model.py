@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..weights import TensorSource, load_into
+from ..weights import TensorSource, load_into, tensor_shapes
 from .config import CodecConfig
 from .flow import FlowMatching
 from .layout import is_ignored_key
@@ -92,6 +92,8 @@ def load_codec(folder: str | Path, device="cpu", dtype: torch.dtype = torch.floa
     def dtype_for(key: str) -> torch.dtype:
         return dtype if key.startswith("flow_matching.estimator.") else torch.float32
 
-    load_into(model, source, dtype_for, ignore=is_ignored_key, device=device)
+    # The architecture's tensors come from a torch.nn build: a host's layers may be built weightless.
+    load_into(model, source, dtype_for, ignore=is_ignored_key, device=device,
+              expected=tensor_shapes(build_codec(config)))
     model.folder = folder
     return model
