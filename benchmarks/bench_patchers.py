@@ -8,8 +8,9 @@ For each model and patcher, in a fresh process: models are built as the loader n
 values), wrapped in a plain ``ModelPatcher`` or in ``ModelPatcherDynamic`` (what CoreModelPatcher is
 when DynamicVRAM is on), loaded with ``load_models_gpu`` and run: the LM for ``--frames`` frames with
 ``capture=auto`` (the row says whether the CUDA graph was used), the codec for ``--windows`` windows.
-Reported: LM ms/frame, codec s/window, the load time, peak VRAM as torch's allocator sees it and as
-the device reports it (DynamicVRAM's pages are allocated outside torch's allocator).
+Reported: LM ms/frame, codec s/window, the load time, peak VRAM as torch's allocator sees it, and
+the device memory in use after the run by the device's count (DynamicVRAM's pages are allocated
+outside torch's allocator, so only the device sees them).
 
 Needs CUDA and a working comfy-aimdo, as ComfyUI's main.py sets it up; without CUDA it stops with
 exit code 2. ``--dry-run`` runs the CPU parts (host set-up with weightless layers, building, loading,
@@ -147,8 +148,8 @@ def measure(args) -> dict:
     row["total s"] = round(time.perf_counter() - start, 2)
     if device.type == "cuda":
         row["torch peak GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        row["device used GiB"] = round((free_before - row.pop("_free_low")) / 2**30, 2)
-    row.pop("_free_low", None)
+        row["device in use after GiB"] = round((free_before - row.pop("_free_after")) / 2**30, 2)
+    row.pop("_free_after", None)
     return row
 
 
@@ -175,7 +176,7 @@ def run_lm(mm, patcher, model, config, device, dtype, frames: int, sync) -> dict
     out = generate(model, prompt, max_frames=frames, **kw)
     sync()
     return {"load s": round(loaded, 2), "runner": pick_runner("auto", device, model),
-            "LM ms/frame": round(out.ms_per_frame, 2), "_free_low": _free_now(device)}
+            "LM ms/frame": round(out.ms_per_frame, 2), "_free_after": _free_now(device)}
 
 
 def run_codec(mm, patcher, codec, config, device, windows: int, sync) -> dict:
@@ -196,7 +197,7 @@ def run_codec(mm, patcher, codec, config, device, windows: int, sync) -> dict:
     decode(codec, codes, steps=10, generator=torch.Generator().manual_seed(0))
     sync()
     return {"load s": round(loaded, 2), "codec s/window": round((time.perf_counter() - start) / windows, 3),
-            "_free_low": _free_now(device)}
+            "_free_after": _free_now(device)}
 
 
 def main(argv=None) -> None:
