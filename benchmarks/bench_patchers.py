@@ -103,6 +103,9 @@ def random_model(kind: str, size: str, dtype):
         def shape(self, key):
             return shapes[key]
 
+        def dtype(self, key):
+            return torch.float32
+
         def load(self, key, dtype=None):
             fan_in = max(1, int(torch.tensor(shapes[key][1:]).prod())) if len(shapes[key]) > 1 else 1
             value = torch.randn(shapes[key], generator=self.generator) / fan_in ** 0.5
@@ -130,6 +133,8 @@ def measure(args) -> dict:
     mm, model_patcher = set_up_host(args.comfyui, args.dry_run)
     import torch
 
+    if args.dry_run:
+        torch.set_num_threads(1)  # a check, not a timing: stay light on a shared CPU
     kind, patcher = args.one.split(":")
     device = mm.get_torch_device()
     dtype = torch.float32 if args.dry_run else torch.bfloat16

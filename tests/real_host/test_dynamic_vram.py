@@ -12,6 +12,7 @@ Skips on ComfyUI versions without DynamicVRAM (0.3.64).
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -124,3 +125,28 @@ def test_example_writes_the_same_codes_and_audio_with_weightless_layers(runs, na
     assert sorted(got) == sorted(expected)
     differing = [key for key in expected if got[key] != expected[key]]
     assert not differing, f"{name}: {differing} differ between the plain and the DynamicVRAM-layer server"
+
+
+def bench_patchers(*args: str) -> subprocess.CompletedProcess:
+    from comfy_server import REPO_ROOT, comfyui_python
+
+    return subprocess.run([comfyui_python(), "-m", "benchmarks.bench_patchers", "--comfyui", str(COMFYUI_DIR), *args],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_patcher_benchmark_dry_run_builds_weightless_layers_and_runs_the_lm():
+    done = bench_patchers("--dry-run", "--one", "lm:core")
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(next(line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")))
+    assert row["weightless layers"] is True and row["asked"] == "core" and row["runner"] == "eager"
+    assert row["patcher"] == "ModelPatcher"  # ModelPatcherDynamic hands a CPU load device a ModelPatcher
+    assert row["LM ms/frame"] > 0
+
+
+def test_patcher_benchmark_says_it_needs_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    done = bench_patchers()
+    assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr and "--dry-run" in done.stderr
