@@ -18,7 +18,7 @@ import torch
 
 from .errors import CheckpointError
 from .lm.config import GenConfig, HeartMuLaConfig
-from .weights import TensorSource, load_into
+from .weights import TensorSource, load_into, tensor_shapes
 
 LM_REPOS = {
     "HeartMuLa-oss-3B": "HeartMuLa/HeartMuLa-oss-3B",
@@ -31,24 +31,40 @@ CODEC_REPOS = {
 ROOT_REPO = "HeartMuLa/HeartMuLaGen"  # holds the shared tokenizer.json and gen_config.json
 
 
-def download_hint(folder: Path) -> str:
-    repo = {**LM_REPOS, **CODEC_REPOS}.get(folder.name, LM_REPOS["HeartMuLa-oss-3B"])
+def download_hint(folder: Path, kind: str = "lm") -> str:
+    """The ``hf download`` command for ``folder``: its official repo by name, else the default ``kind``
+    ("lm" or "codec") repo."""
+    default = LM_REPOS["HeartMuLa-oss-3B"] if kind == "lm" else CODEC_REPOS["HeartCodec-oss"]
+    repo = {**LM_REPOS, **CODEC_REPOS}.get(folder.name, default)
     return f"Download it with: hf download {repo} --local-dir \"{folder}\""
 
 
-def weight_files(folder: Path) -> list[Path]:
-    """model.safetensors, or the shards named by model.safetensors.index.json."""
+def _shard_names(index: Path) -> list[str]:
+    """The shard file names of an index; each must be a plain name of a file beside it."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(f"{index} is not a valid safetensors index ({type(exc).__name__}: {exc}). "
+                              "Re-download the folder.") from None
+    outside = [repr(n) for n in names if not isinstance(n, str) or n in ("", ".", "..") or Path(n).name != n
+               or "\\" in n or "\0" in n]
+    if outside:
+        raise CheckpointError(f"{index} names shard(s) outside its folder: {', '.join(outside[:3])}. Shards must be "
+                              "files beside the index; re-download the folder.")
+    return names
+
+
+def weight_files(folder: Path, kind: str = "lm") -> list[Path]:
+    """model.safetensors, or the shards named by model.safetensors.index.json (files in ``folder``)."""
     single = folder / "model.safetensors"
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{index} is not a valid safetensors index ({exc}). Re-download the folder.") from None
-        shards = [folder / name for name in sorted(set(weight_map.values()))]
-        missing = [s.name for s in shards if not s.is_file()]
+        shards = [folder / name for name in _shard_names(index)]
+        missing = [s.name for s in shards if not s.exists()]
         if missing:
-            raise CheckpointError(f"{index} names shard(s) that are not in {folder}: {', '.join(missing)}. {download_hint(folder)}")
+            raise CheckpointError(f"{index} names shard(s) that are not in {folder}: {', '.join(missing)}. "
+                                  f"{download_hint(folder, kind)}")
         return shards
     if single.is_file():
         return [single]
@@ -58,7 +74,7 @@ def weight_files(folder: Path) -> list[Path]:
     raise CheckpointError(
         f"No weights in {folder}: expected model.safetensors or model.safetensors.index.json"
         + (f" (found {', '.join(found)})" if found else "")
-        + f". {download_hint(folder)}"
+        + f". {download_hint(folder, kind)}"
     )
 
 
@@ -158,9 +174,10 @@ def load_lm(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32, 
     """Load an LM folder onto ``device`` with floating weights in ``dtype``."""
     files = resolve_lm_folder(path)
     config = HeartMuLaConfig.from_file(files.config)
-    gen_config = GenConfig.from_file(files.gen_config)
+    gen_config = GenConfig.from_file(files.gen_config, config)
     tokenizer = load_tokenizer(files.tokenizer)
     model = build_lm(config, operations)
     source = TensorSource.from_files(files.weights, ", ".join(str(f) for f in files.weights))
-    load_into(model, source, lambda _key: dtype, device=device)
+    # The architecture's tensors come from a torch.nn build: a host's layers may be built weightless.
+    load_into(model, source, lambda _key: dtype, device=device, expected=tensor_shapes(build_lm(config)))
     return LoadedLM(model, tokenizer, gen_config, config, files)

@@ -9,9 +9,6 @@ stays mapped.
 
 from __future__ import annotations
 
-import json
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -19,54 +16,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
-
-_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
-
-
-@dataclass(frozen=True)
-class TensorEntry:
-    file: Path
-    dtype: torch.dtype
-    shape: tuple[int, ...]
-    start: int  # absolute byte offset in the file
-    end: int
-
-
-def _read_header(path: Path) -> dict[str, TensorEntry]:
-    try:
-        with open(path, "rb") as f:
-            raw_len = f.read(8)
-            if len(raw_len) != 8:
-                raise ValueError("file shorter than the 8-byte header length")
-            (header_len,) = struct.unpack("<Q", raw_len)
-            if header_len > 100_000_000:
-                raise ValueError(f"implausible header length {header_len}")
-            header = json.loads(f.read(header_len))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path} is not a readable safetensors file ({exc}). Re-download it."
-        ) from None
-    base = 8 + header_len
-    entries = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in _DTYPES:
-            raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}.")
-        begin, end = info["data_offsets"]
-        entries[name] = TensorEntry(path, _DTYPES[info["dtype"]], tuple(info["shape"]), base + begin, base + end)
-    return entries
+from .safetensors_header import TensorEntry, read_entries
 
 
 class TensorSource:
@@ -81,7 +31,11 @@ class TensorSource:
         files = [Path(f) for f in files]
         entries: dict[str, TensorEntry] = {}
         for f in files:
-            entries.update(_read_header(f))
+            for name, entry in read_entries(f).items():
+                if name in entries:
+                    raise CheckpointError(f"Tensor {name} is in both {entries[name].file} and {f}: shards must not "
+                                          "overlap. Re-download the checkpoint folder.")
+                entries[name] = entry
         return cls(entries, description or ", ".join(str(f) for f in files))
 
     def keys(self) -> list[str]:
@@ -89,6 +43,10 @@ class TensorSource:
 
     def shape(self, key: str) -> tuple[int, ...]:
         return self.entries[key].shape
+
+    def dtype(self, key: str) -> torch.dtype:
+        """The dtype the file stores ``key`` in."""
+        return self.entries[key].dtype
 
     def load(self, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Read one tensor from disk into CPU memory, converted to ``dtype`` if given."""
@@ -113,8 +71,11 @@ def _first(items: list[str], n: int = 5) -> str:
     return shown + (f" (and {len(items) - n} more)" if len(items) > n else "")
 
 
-def check_keys(expected: Mapping[str, tuple[int, ...]], source: TensorSource, ignore: Callable[[str], bool] = lambda k: False) -> None:
-    """Raise one CheckpointError listing missing keys, unexpected keys and wrong shapes together."""
+def check_keys(expected: Mapping[str, tuple[int, ...]], source: TensorSource,
+               ignore: Callable[[str], bool] = lambda k: False,
+               dtype_for: Callable[[str], torch.dtype | None] = lambda k: None) -> None:
+    """Raise one CheckpointError listing missing keys, unexpected keys, wrong shapes and integer data
+    where the model wants floating-point weights (``dtype_for``), together."""
     present = {k for k in source.keys() if not ignore(k)}
     missing = sorted(set(expected) - present)
     unexpected = sorted(present - set(expected))
@@ -123,6 +84,11 @@ def check_keys(expected: Mapping[str, tuple[int, ...]], source: TensorSource, ig
         for k in set(expected) & present
         if tuple(source.shape(k)) != tuple(expected[k])
     )
+    not_float = sorted(
+        f"{k} ({str(source.dtype(k)).replace('torch.', '')})"
+        for k in set(expected) & present
+        if dtype_for(k) is not None and dtype_for(k).is_floating_point and not source.dtype(k).is_floating_point
+    )
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing: {_first(missing)}")
@@ -130,6 +96,9 @@ def check_keys(expected: Mapping[str, tuple[int, ...]], source: TensorSource, ig
         problems.append(f"{len(unexpected)} unexpected: {_first(unexpected)}")
     if misshaped:
         problems.append(f"{len(misshaped)} with the wrong shape: {_first(misshaped)}")
+    if not_float:
+        problems.append(f"{len(not_float)} stored as integers where the model needs floating-point weights: "
+                        f"{_first(not_float)}")
     if problems:
         raise CheckpointError(
             f"Weights in {source.description} do not match the model built from its config.json: "
@@ -138,16 +107,54 @@ def check_keys(expected: Mapping[str, tuple[int, ...]], source: TensorSource, ig
         )
 
 
-def set_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:
-    """Replace a (meta) parameter or buffer by ``value`` without copying it."""
-    owner_name, _, leaf = name.rpartition(".")
-    owner = module.get_submodule(owner_name) if owner_name else module
-    if leaf in owner._parameters:
-        owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
-    elif leaf in owner._buffers:
-        owner._buffers[leaf] = value
-    else:
-        raise KeyError(name)
+def tensor_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every parameter and persistent buffer ``module`` holds now.
+
+    For the architecture's list, call it on the model built with plain torch.nn layers: a host's
+    layers may hold no tensor until they are loaded (ComfyUI's DynamicVRAM ops build Linear with
+    ``weight = None``), so their state_dict is no guide to what the checkpoint must contain.
+    """
+    return {k: tuple(v.shape) for k, v in module.state_dict(keep_vars=True).items()}
+
+
+def _by_owner(keys: Iterable[str]) -> dict[str, list[str]]:
+    """Keys grouped by the module that owns them ('' = the root), in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key.rpartition(".")[0], []).append(key)
+    return groups
+
+
+def assign_to_module(owner: nn.Module, prefix: str, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Give ``owner`` its own tensors (full names, e.g. ``prefix + "weight"``) as
+    ``load_state_dict(..., assign=True)`` does for one module: through the module's own
+    ``_load_from_state_dict``, which a host's layers override to create weights they were built
+    without. Only this module is visited, never its children (a lazily built child layer that saw
+    no weight key would allocate a placeholder)."""
+    missing: list[str] = []
+    unexpected: list[str] = []
+    errors: list[str] = []
+    owner._load_from_state_dict(dict(tensors), prefix, {"assign_to_params_buffers": True}, True,
+                                missing, unexpected, errors)
+    if missing or unexpected or errors:
+        raise CheckpointError(
+            f"The {type(owner).__name__} layer {prefix[:-1] or '(root)'} refused its weights "
+            f"(missing {missing}, unexpected {unexpected}{'; ' + '; '.join(errors) if errors else ''}). "
+            "This layer type is not one the pack knows how to load."
+        )
+
+
+def _check_loaded(module: nn.Module, expected: Mapping[str, tuple[int, ...]]) -> None:
+    """After loading, the module must hold exactly the architecture's tensors, none left on meta."""
+    held = {k: v for k, v in module.state_dict(keep_vars=True).items()}
+    wrong = sorted(k for k in set(held) ^ set(expected))
+    wrong += sorted(k for k in set(held) & set(expected)
+                    if held[k].is_meta or tuple(held[k].shape) != tuple(expected[k]))
+    if wrong:
+        raise CheckpointError(
+            f"After loading, {_first(wrong)} {'is' if len(wrong) == 1 else 'are'} not the architecture's "
+            "tensors: a layer type built by the host did not take its weights as expected."
+        )
 
 
 def load_into(
@@ -156,19 +163,25 @@ def load_into(
     dtype_for: Callable[[str], torch.dtype | None],
     ignore: Callable[[str], bool] = lambda k: False,
     device: torch.device | str = "cpu",
+    expected: Mapping[str, tuple[int, ...]] | None = None,
 ) -> nn.Module:
-    """Fill a module built on the meta device from ``source``, one tensor at a time, each staged
-    through CPU memory and then placed on ``device``.
+    """Fill a module built on the meta device (with any layer ``operations``) from ``source``, one
+    module's tensors at a time, each staged through CPU memory and then placed on ``device``.
 
-    ``ignore`` drops checkpoint keys that inference does not need; ``dtype_for(key)`` picks each
-    tensor's dtype (None keeps the file's). A source whose names differ from the module's (weight-norm
-    folding, say) is a TensorSource subclass overriding keys/shape/load.
+    ``expected`` (name -> shape) is the architecture's list of tensors, checked against the file
+    before anything is read; by default the module's own, which is right for torch.nn layers only
+    (see ``tensor_shapes``). ``ignore`` drops checkpoint keys that inference does not need;
+    ``dtype_for(key)`` picks each tensor's dtype (None keeps the file's). A source whose names differ
+    from the module's (weight-norm folding, say) is a TensorSource subclass overriding keys/shape/load.
     """
-    expected = {k: tuple(v.shape) for k, v in module.state_dict(keep_vars=True).items()}
-    check_keys(expected, source, ignore)
-    for key in source.keys():
-        if not ignore(key):
-            set_tensor(module, key, source.load(key, dtype_for(key)).to(device))
+    expected = dict(expected) if expected is not None else tensor_shapes(module)
+    check_keys(expected, source, ignore, dtype_for)  # from here on the file holds exactly the expected keys
+    for owner_name, keys in _by_owner(expected).items():  # the architecture's order, as torch.nn registers
+        owner = module.get_submodule(owner_name) if owner_name else module
+        tensors = {k: source.load(k, dtype_for(k)).to(device) for k in keys}
+        assign_to_module(owner, owner_name + "." if owner_name else "", tensors)
+        del tensors
+    _check_loaded(module, expected)
     return module.eval().requires_grad_(False)
 
 

@@ -3,7 +3,9 @@
 ComfyUI's ModelPatcher writes ``model.device`` and a few bookkeeping attributes on the module it
 holds; a ``transformers`` model exposes ``device`` as a read-only property, so it is held inside a
 plain container module instead. These models are made of ordinary torch.nn layers, which ComfyUI
-cannot load partially, so they are always loaded whole (``force_full_load``).
+cannot load partially, so they are always loaded whole (``force_full_load``), in a plain
+ModelPatcher: ComfyUI's CoreModelPatcher (DynamicVRAM) pages only comfy.ops layers, so it would move
+these whole anyway.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Loader nodes: an LM or codec folder from the HeartMuLa model folders -> a model in a ModelPatcher."""
+"""Loader nodes: an LM or codec folder from the HeartMuLa model folders -> a model in a patcher
+(the LM in a plain ModelPatcher, the codec in ComfyUI's CoreModelPatcher; see nodes/memory.py)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ class LoadHeartCodec(io.ComfyNode):
         load_device, offload_device = memory.codec_devices()
         torch_dtype = memory.pick_dtype(dtype, load_device, CODEC_DTYPES)
         model = load_codec(folder, device=offload_device, dtype=torch_dtype, operations=memory.layer_operations())
-        patcher = memory.wrap(model, load_device, offload_device)
+        patcher = memory.wrap_core(model, load_device, offload_device)
         log.info("HeartMuLa: loaded codec %s as %s (%.2f GB)", folder, torch_dtype, patcher.size / 1e9)
         return io.NodeOutput(HeartCodecModel(patcher, folder, torch_dtype))
 

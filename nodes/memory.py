@@ -2,7 +2,10 @@
 estimates, progress bars and the Cancel check.
 
 Rules this module keeps (docs/ARCHITECTURE.md, "nodes/"):
-- models are built on the offload device and wrapped in a ModelPatcher; only ComfyUI moves them;
+- models are built on the offload device and wrapped in a patcher; only ComfyUI moves them. The LM
+  gets a plain ModelPatcher (a full load keeps its weights resident, so its frame step can be
+  captured as a CUDA graph); the codec gets ComfyUI's CoreModelPatcher (DynamicVRAM pages its
+  weights into VRAM on demand where the host has it);
 - a node that runs a model first calls ``load_models_gpu([patcher], memory_required=estimate)``,
   so ComfyUI evicts whatever else does not fit (the codec while the LM samples and vice versa),
   then runs on ``patcher.load_device``;
@@ -55,10 +58,24 @@ def module_bytes(module: torch.nn.Module) -> int:
 
 
 def wrap(model: torch.nn.Module, load_device, offload_device):
-    """Hand ``model`` (already on ``offload_device``) to ComfyUI's model management."""
+    """Hand ``model`` (already on ``offload_device``) to ComfyUI's model management in a plain
+    ModelPatcher: loaded whole when it fits, its weights are ordinary tensors on the GPU."""
     model.eval()
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device,
                                             size=module_bytes(model))
+
+
+def wrap_core(model: torch.nn.Module, load_device, offload_device):
+    """Hand ``model`` (loaded, on ``offload_device``) over the way ComfyUI wraps its own models
+    (VAEs, audio encoders): dtypes archived, then ``CoreModelPatcher``, which is ModelPatcherDynamic
+    when DynamicVRAM is on (weights stay in RAM and are paged into VRAM per layer as they are used)
+    and a plain ModelPatcher otherwise, or on hosts older than 0.28 that have neither."""
+    model.eval()
+    archive = getattr(mm, "archive_model_dtypes", None)
+    if archive is not None:
+        archive(model)  # the dtypes a paged layer is cast back to; read after loading, so they are final
+    patcher_class = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+    return patcher_class(model, load_device=load_device, offload_device=offload_device, size=module_bytes(model))
 
 
 def partial_load_safe(model: torch.nn.Module) -> bool:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from ..weights import TensorSource, load_into
+from ..weights import TensorSource, load_into, tensor_shapes
 from .config import CodecConfig
 from .flow import FlowMatching
 from .layout import is_ignored_key
@@ -59,7 +59,7 @@ def resolve_codec_folder(path: str | Path) -> Path:
 
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise CheckpointError(f"HeartCodec folder {folder} does not exist. {download_hint(folder)}")
+        raise CheckpointError(f"HeartCodec folder {folder} does not exist. {download_hint(folder, 'codec')}")
     if (folder / "config.json").is_file():
         return folder
     inner = list_codec_folders(folder)
@@ -69,7 +69,7 @@ def resolve_codec_folder(path: str | Path) -> Path:
         f"{folder} has no config.json"
         + (f" and holds several HeartCodec folders ({', '.join(inner)}): pick one" if inner
            else "; point to a HeartCodec folder such as HeartCodec-oss")
-        + f". {download_hint(folder / 'HeartCodec-oss')}"
+        + f". {download_hint(folder / 'HeartCodec-oss', 'codec')}"
     )
 
 
@@ -87,11 +87,13 @@ def load_codec(folder: str | Path, device="cpu", dtype: torch.dtype = torch.floa
         raise ValueError(f"dtype must be one of {SUPPORTED_DTYPES}, got {dtype}")
     config = CodecConfig.from_folder(folder)
     model = build_codec(config, operations)
-    source = WeightNormFoldingSource(TensorSource.from_files(weight_files(folder)))
+    source = WeightNormFoldingSource(TensorSource.from_files(weight_files(folder, "codec")))
 
     def dtype_for(key: str) -> torch.dtype:
         return dtype if key.startswith("flow_matching.estimator.") else torch.float32
 
-    load_into(model, source, dtype_for, ignore=is_ignored_key, device=device)
+    # The architecture's tensors come from a torch.nn build: a host's layers may be built weightless.
+    load_into(model, source, dtype_for, ignore=is_ignored_key, device=device,
+              expected=tensor_shapes(build_codec(config)))
     model.folder = folder
     return model

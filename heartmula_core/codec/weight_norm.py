@@ -66,6 +66,13 @@ class WeightNormFoldingSource(TensorSource):
             return self.base.shape(self.folded[key][1])
         return self.base.shape(key)
 
+    def dtype(self, key: str) -> torch.dtype:
+        """A folded weight's stored dtype: the direction's, unless either half is not floating point."""
+        if key not in self.folded:
+            return self.base.dtype(key)
+        g, v = (self.base.dtype(k) for k in self.folded[key])
+        return v if g.is_floating_point else g
+
     def load(self, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         return self._load_folded(key, dtype) if key in self.folded else self.base.load(key, dtype)
 

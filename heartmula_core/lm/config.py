@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,40 @@ FLAVORS: dict[str, LlamaConfig] = {
 _LLAMA_FIELDS = {f.name for f in dataclasses.fields(LlamaConfig)}
 _IGNORED_LLAMA_FIELDS = {"attn_dropout", "vocab_size"}
 
+# Upper limits: far above any released Llama, low enough that a typo (num_layers 1000000) is refused
+# before the model is built instead of filling memory.
+_LLAMA_INT_LIMITS = {"num_layers": 1024, "num_heads": 1024, "num_kv_heads": 1024, "embed_dim": 1 << 17,
+                     "intermediate_dim": 1 << 19, "max_seq_len": 1 << 22, "original_context": 1 << 22}
+_LLAMA_POSITIVE_FLOATS = ("rope_base", "scale_factor", "norm_eps", "low_freq_factor", "high_freq_factor")
+_TOP_INT_LIMITS = {"text_vocab_size": 1 << 22, "audio_vocab_size": 1 << 22, "audio_num_codebooks": 64,
+                   "muq_dim": 1 << 16}
+
+
+def _whole(value, limit: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise CheckpointError(f"{where} must be a whole number from 1 to {limit}, got {value!r}.")
+    return value
+
+
+def _check_llama(cfg: LlamaConfig, where: str) -> None:
+    """Each field in range, then the relations the layers rely on."""
+    for name, limit in _LLAMA_INT_LIMITS.items():
+        _whole(getattr(cfg, name), limit, f"{where}.{name}")
+    for name in _LLAMA_POSITIVE_FLOATS:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise CheckpointError(f"{where}.{name} must be a positive number, got {value!r}.")
+    if cfg.embed_dim % cfg.num_heads or cfg.num_heads % cfg.num_kv_heads:
+        raise CheckpointError(
+            f"{where} has embed_dim {cfg.embed_dim}, num_heads {cfg.num_heads}, num_kv_heads "
+            f"{cfg.num_kv_heads}; embed_dim must divide by num_heads and num_heads by num_kv_heads."
+        )
+    if cfg.head_dim % 2:
+        raise CheckpointError(f"{where}: embed_dim / num_heads = {cfg.head_dim} must be even (RoPE rotates channel pairs).")
+    if cfg.high_freq_factor <= cfg.low_freq_factor:
+        raise CheckpointError(f"{where}.high_freq_factor ({cfg.high_freq_factor}) must be above low_freq_factor "
+                              f"({cfg.low_freq_factor}).")
+
 
 @dataclass(frozen=True)
 class HeartMuLaConfig:
@@ -63,9 +98,13 @@ class HeartMuLaConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config.json") -> "HeartMuLaConfig":
+        """Read and check a config; every problem is a CheckpointError naming ``source`` and the field."""
         def transformer(part: str, default_flavor: str) -> LlamaConfig:
             flavor = data.get(f"{part}_flavor", default_flavor)
             explicit = data.get(part)
+            if not isinstance(flavor, str) or not (explicit is None or isinstance(explicit, dict)):
+                raise CheckpointError(f"{source}: '{part}_flavor' must be a name and '{part}' an object of "
+                                      f"dimensions, got {flavor!r} and {type(explicit).__name__}.")
             if explicit is None and flavor not in FLAVORS:
                 raise CheckpointError(
                     f"{source}: {part}_flavor '{flavor}' is not a known flavor ({', '.join(FLAVORS)}) "
@@ -78,28 +117,19 @@ class HeartMuLaConfig:
                     raise CheckpointError(f"{source}: unknown field(s) {sorted(unknown)} in '{part}'.")
                 base.update({k: v for k, v in explicit.items() if k in _LLAMA_FIELDS})
             cfg = LlamaConfig(**base)
-            if cfg.embed_dim % cfg.num_heads or cfg.num_heads % cfg.num_kv_heads:
-                raise CheckpointError(
-                    f"{source}: '{part}' has embed_dim {cfg.embed_dim}, num_heads {cfg.num_heads}, "
-                    f"num_kv_heads {cfg.num_kv_heads}; embed_dim must divide by num_heads and num_heads by num_kv_heads."
-                )
+            _check_llama(cfg, f"{source}: '{part}'")
             return cfg
 
         defaults = cls()
-        return cls(
-            backbone=transformer("backbone", "llama-3B"),
-            decoder=transformer("decoder", "llama-300M"),
-            text_vocab_size=int(data.get("text_vocab_size", defaults.text_vocab_size)),
-            audio_vocab_size=int(data.get("audio_vocab_size", defaults.audio_vocab_size)),
-            audio_num_codebooks=int(data.get("audio_num_codebooks", defaults.audio_num_codebooks)),
-            muq_dim=int(data.get("muq_dim", defaults.muq_dim)),
-        )
+        top = {name: _whole(data.get(name, getattr(defaults, name)), limit, f"{source}: '{name}'")
+               for name, limit in _TOP_INT_LIMITS.items()}
+        return cls(backbone=transformer("backbone", "llama-3B"), decoder=transformer("decoder", "llama-300M"), **top)
 
     @classmethod
     def from_file(cls, path: Path) -> "HeartMuLaConfig":
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise CheckpointError(f"Cannot read {path}: {exc}. Re-download the model folder.") from None
         if not isinstance(data, dict):
             raise CheckpointError(f"{path} must hold a JSON object.")
@@ -116,10 +146,26 @@ class GenConfig:
     empty_id: int = 0
 
     @classmethod
-    def from_file(cls, path: Path) -> "GenConfig":
+    def from_file(cls, path: Path, config: HeartMuLaConfig | None = None) -> "GenConfig":
+        """Read gen_config.json; with the LM's ``config``, each id must also fit its vocabulary."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise CheckpointError(f"Cannot read {path}: {exc}. Re-download gen_config.json.") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path} must hold a JSON object.")
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: int(v) for k, v in data.items() if k in known})
+        gen = cls(**{k: v for k, v in data.items() if k in known})
+        gen.check(str(path), config)
+        return gen
+
+    def check(self, source: str, config: HeartMuLaConfig | None = None) -> None:
+        vocab = {"text_bos_id": "text_vocab_size", "text_eos_id": "text_vocab_size",
+                 "audio_eos_id": "audio_vocab_size", "empty_id": None}
+        for name, size_field in vocab.items():
+            value = getattr(self, name)
+            size = getattr(config, size_field) if config is not None and size_field else None
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (size is not None and value >= size):
+                limit = f"an id below the LM's {size_field} ({size})" if size is not None else "a whole number >= 0"
+                raise CheckpointError(f"{source}: '{name}' must be {limit}, got {value!r}. Use the gen_config.json "
+                                      "that ships with this LM.")

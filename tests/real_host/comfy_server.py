@@ -66,8 +66,9 @@ class ComfyServer:
     """One headless ComfyUI process; use as a context manager so it is always stopped."""
 
     def __init__(self, comfyui_dir: Path, base: Path, python: str | None = None,
-                 start_timeout: float = 180.0):
+                 start_timeout: float = 180.0, extra_custom_nodes=()):
         self.comfyui_dir = Path(comfyui_dir)
+        self.extra_custom_nodes = [Path(p) for p in extra_custom_nodes]  # folders linked in beside the pack
         self.base = Path(base)
         self.python = python or comfyui_python()
         self.start_timeout = start_timeout
@@ -82,6 +83,9 @@ class ComfyServer:
         if not main.is_file():
             raise RuntimeError(f"COMFYUI_DIR={self.comfyui_dir} has no main.py; point it at a ComfyUI checkout.")
         prepare_base_directory(self.base)
+        for folder in self.extra_custom_nodes:
+            if not (self.base / "custom_nodes" / folder.name).exists():
+                (self.base / "custom_nodes" / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
         command = [
             self.python, str(main), "--cpu",
             "--base-directory", str(self.base),
