@@ -56,11 +56,14 @@ class HeartMuLaSampler(io.ComfyNode):
         check_fits(model, prompt, max_frames)
         needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, batch_size, cfg_scale, lm.dtype)
         device = memory.load_for_inference(lm.patcher, needed)
+        report = memory.progress_reporter(max_frames)
         result = generate(
             model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id, temperature=temperature,
             top_k=top_k, cfg_scale=cfg_scale, batch_size=batch_size, seed=seed, device=device, dtype=lm.dtype,
-            on_frame=memory.progress_reporter(max_frames), check_cancel=memory.check_cancel,
+            on_frame=report, check_cancel=memory.check_cancel,
         )
+        if result.frames_run < max_frames:  # ended by itself: a full bar (ComfyUI always sends a full one)
+            report(result.frames_run, result.frames_run)
         info = {"model": lm.folder.name, "seed": str(seed), "tags": prompt.tags, "lyrics": prompt.lyrics,
                 "temperature": str(temperature), "top_k": str(top_k), "cfg_scale": str(cfg_scale)}
         return io.NodeOutput(HeartMuLaCodes(result.codes, result.lengths, FRAME_RATE, info))

@@ -3,6 +3,8 @@ official implementation's numbers, with ComfyUI's model loading, progress and Ca
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 
@@ -90,13 +92,37 @@ def test_load_codes_then_decode_reproduces_the_official_waveform(chain, pack):
     assert ((wave - ref).norm() / ref.norm()).item() < 1e-4
 
 
-def test_progress_bar_moves_per_frame_and_per_euler_step(chain):
+def assert_bar_reaches(progress, end: int, total: int) -> None:
+    """What the user sees of a (possibly throttled) progress bar: it starts at the first step, only
+    moves forward, and its last update is ``end`` of ``total``."""
+    assert progress, "the node never reported progress"
+    assert progress[0][0] == 1, progress
+    values = [v for v, _ in progress]
+    assert values == sorted(values), progress
+    assert progress[-1] == (end, total), progress
+
+
+def test_progress_bar_reaches_the_end_of_sampling_and_decoding(chain):
     codes = chain.sample()
-    frames = int(codes.lengths.max())
-    assert chain.home.progress == [(i, 20) for i in range(1, frames + 1)]
+    assert int(codes.lengths.max()) == 20
+    assert_bar_reaches(chain.home.progress, 20, 20)
+    assert {total for _, total in chain.home.progress} == {20}
     chain.home.progress.clear()
     chain.decode(codes, steps=3)
-    assert chain.home.progress == [(i, 3) for i in range(1, 4)]  # one window of 3 steps
+    assert_bar_reaches(chain.home.progress, 3, 3)  # one window of 3 steps
+
+
+def test_progress_bar_is_full_when_the_song_ends_before_its_longest_length(chain):
+    import dataclasses
+
+    greedy_maxima = expected()["frames_greedy_cfg"].long()[:, :20].amax(dim=0)
+    eos = int(greedy_maxima[1:].max())  # a token id the greedy song reaches before frame 20
+    ends_at = next(t for t in range(1, 20) if greedy_maxima[t] >= eos)
+    lm = dataclasses.replace(chain.lm, gen_config=dataclasses.replace(chain.lm.gen_config, audio_eos_id=eos))
+    codes = chain.sample(lm=lm, top_k=1)
+    assert int(codes.lengths[0]) == ends_at < 19
+    # the bar ends full at the frames run (the song's frames plus the one that sampled the end)
+    assert_bar_reaches(chain.home.progress, ends_at + 1, ends_at + 1)
 
 
 def test_same_seed_same_song_other_seed_other_song(chain):
@@ -106,43 +132,54 @@ def test_same_seed_same_song_other_seed_other_song(chain):
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
 
 
-def interrupt_at(home, value):
-    """A progress hook that presses Cancel when the bar reaches ``value`` (as the UI would)."""
+@contextmanager
+def cancel_after_check(pack, n: int):
+    """Press Cancel (as the UI's button would, while a step runs) just after the node's n-th Cancel
+    check; yields the list of checks made, so a test sees how far the node went after the press."""
     import comfy.model_management as mm
-    import comfy.utils
 
-    def hook(done, total, preview, node_id=None):
-        home.progress.append((done, total))
-        if done == value:
+    memory = pack.nodes.memory
+    real_check = memory.check_cancel
+    checks = []
+
+    def check():
+        checks.append(len(checks) + 1)
+        real_check()
+        if len(checks) == n:
             mm.interrupt_current_processing(True)
 
-    comfy.utils.PROGRESS_BAR_HOOK = hook
+    memory.check_cancel = check
+    try:
+        yield checks
+    finally:
+        memory.check_cancel = real_check
 
 
-def test_cancel_mid_sampling_propagates_and_a_clean_rerun_gives_identical_codes(chain):
+def test_cancel_mid_sampling_stops_within_a_frame_and_a_clean_rerun_gives_identical_codes(chain, pack):
     import comfy.model_management as mm
 
     clean = chain.sample(seed=21)
     chain.home.progress.clear()
-    interrupt_at(chain.home, 5)
-    with pytest.raises(mm.InterruptProcessingException) as err:
+    # one check before the prompt pass, then one before each frame
+    with cancel_after_check(pack, 5) as checks, pytest.raises(mm.InterruptProcessingException) as err:
         chain.sample(seed=21)
     assert type(err.value) is mm.InterruptProcessingException  # never wrapped or swallowed
-    assert chain.home.progress[-1] == (5, 20)  # stopped within one frame
-    interrupt_at(chain.home, -1)
+    assert len(checks) in (5, 6), checks  # inside frame 4 (a comfy.ops layer's check) or before frame 5
+    assert max(v for v, _ in chain.home.progress) <= 5, chain.home.progress
     rerun = chain.sample(seed=21)
     assert torch.equal(rerun.codes, clean.codes) and torch.equal(rerun.lengths, clean.lengths)
 
 
-def test_cancel_mid_decoding_propagates_and_the_codec_stays_usable(chain):
+def test_cancel_mid_decoding_stops_within_a_step_and_the_codec_stays_usable(chain, pack):
     import comfy.model_management as mm
 
     codes = chain.sample()
     clean = chain.decode(codes, steps=3)["waveform"]
-    interrupt_at(chain.home, 1)
-    with pytest.raises(mm.InterruptProcessingException):
+    # one check before decoding, then one after each Euler step
+    with cancel_after_check(pack, 2) as checks, pytest.raises(mm.InterruptProcessingException) as err:
         chain.decode(codes, steps=3)
-    interrupt_at(chain.home, -1)
+    assert type(err.value) is mm.InterruptProcessingException
+    assert len(checks) in (2, 3), checks  # inside step 2 or at its end
     assert torch.equal(chain.decode(codes, steps=3)["waveform"], clean)
 
 

@@ -2,12 +2,14 @@
 
 Every public function and class method the stand-in offers must exist in the real module with the
 same leading parameters (names and defaults), so a call that works on the stand-in works in
-ComfyUI. Runs when ``COMFYUI_DIR`` is set (tests/conftest.py then puts the real ComfyUI first on
+ComfyUI. Parameters that moved between ComfyUI versions are keyword-only in the stand-in; those
+must exist in the real callable by name with the same default. Passes against 0.3.64 and 0.28. Runs when ``COMFYUI_DIR`` is set (tests/conftest.py then puts the real ComfyUI first on
 sys.path); the schema comparison with the live server lives in test_real_comfyui.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -59,19 +61,44 @@ def load_standin(relative: str):
     return importlib.import_module(name)
 
 
-def leading_parameters(func):
+FACTORY_DEFAULT = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", object())
+
+
+def parameters(func):
+    """(positional [(name, default)], keyword-only {name: default}) of a callable; None if unknown."""
     try:
-        return [(p.name, p.default) for p in inspect.signature(func).parameters.values()]
+        params = inspect.signature(func).parameters.values()
     except (TypeError, ValueError):
         return None
+    positional = [(p.name, p.default) for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    keyword = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+    return positional, keyword
+
+
+def same_default(ours, theirs) -> bool:
+    """Equal defaults; a dataclass list factory (0.28's Schema.inputs) means what None means in
+    0.3.64 and in the stand-in: no items (the real Schema.finalize turns None into [])."""
+    if ours is FACTORY_DEFAULT or theirs is FACTORY_DEFAULT:
+        return all(d is None or d is FACTORY_DEFAULT for d in (ours, theirs))
+    return ours is theirs or ours == theirs
 
 
 def compare_callables(where: str, standin, real, faults: list[str]) -> None:
-    ours, theirs = leading_parameters(standin), leading_parameters(real)
+    """The stand-in's positional parameters are a leading prefix of the real ones (names and defaults);
+    its keyword-only ones exist in the real callable under the same name, with the same default."""
+    ours, theirs = parameters(standin), parameters(real)
     if ours is None or theirs is None:
         return
-    if ours != theirs[: len(ours)]:
-        faults.append(f"{where}: stand-in takes {ours}, ComfyUI takes {theirs}")
+    (our_pos, our_kw), (their_pos, their_kw) = ours, theirs
+    prefix = their_pos[: len(our_pos)]
+    if len(prefix) != len(our_pos) or any(a[0] != b[0] or not same_default(a[1], b[1]) for a, b in zip(our_pos, prefix)):
+        faults.append(f"{where}: stand-in takes {our_pos}, ComfyUI takes {their_pos}")
+    by_name = dict(their_pos) | their_kw
+    for name, default in our_kw.items():
+        if name not in by_name:
+            faults.append(f"{where}: stand-in takes keyword {name!r}, ComfyUI has no such parameter")
+        elif not same_default(default, by_name[name]):
+            faults.append(f"{where}: keyword {name!r} defaults to {default!r} here, {by_name[name]!r} in ComfyUI")
 
 
 def public_names(module):

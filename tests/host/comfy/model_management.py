@@ -101,8 +101,9 @@ def reset_recording():
     evicted.clear()
 
 
-class InterruptProcessingException(Exception):
-    pass
+class InterruptProcessingException(BaseException):
+    """Cancel. A BaseException as in ComfyUI 0.28 and later (0.3.64: Exception), so an ``except
+    Exception`` in the pack cannot swallow it on the stand-in either."""
 
 
 _interrupt_lock = threading.RLock()

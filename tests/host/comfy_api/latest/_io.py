@@ -1,7 +1,9 @@
 """Stand-in for ``comfy_api.latest._io`` (the V3 node schema), reduced to what the pack uses.
 
-Constructor signatures follow ComfyUI 0.3.64 so a node written against this file builds the same
-schema on the real host. ``INPUT_TYPES()`` returns the same structure the server publishes in
+Signatures follow ComfyUI 0.3.64 to 0.38: positional parameters are a leading prefix of each
+version's, and parameters whose position moved between versions (``force_input`` of Float, the
+Schema flags after ``description``) are keyword-only here, as nodes pass them by name. So a node
+written against this file builds the same schema on every real host. ``INPUT_TYPES()`` returns the same structure the server publishes in
 /object_info (``required`` / ``optional`` / ``hidden`` dicts of ``(type, options)``), whose key order
 is the widget order that UI workflows store.
 """
@@ -9,7 +11,7 @@ is the widget order that UI workflows store.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from enum import Enum
 from typing import Any
 
@@ -126,8 +128,8 @@ class _IntInput(WidgetInput):
 class _FloatInput(WidgetInput):
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
                  default: float = None, min: float = None, max: float = None, step: float = None,
-                 round: float = None, display_mode: NumberDisplay = None, socketless: bool = None,
-                 force_input: bool = None):
+                 round: float = None, display_mode: NumberDisplay = None, *, socketless: bool = None,
+                 force_input: bool = None):  # 0.28 put gradient_stops before socketless
         super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
         self.min, self.max, self.step, self.round = min, max, step, round
         self.display_mode = display_mode
@@ -192,6 +194,7 @@ class Schema:
     outputs: list = None
     hidden: list = None
     description: str = ""
+    _: KW_ONLY  # 0.28 put search_aliases here; the flags below are passed by name
     is_input_list: bool = False
     is_output_node: bool = False
     is_deprecated: bool = False
@@ -255,14 +258,15 @@ class ComfyNode(ABC):
         return schema
 
     @classmethod
-    def INPUT_TYPES(cls, include_hidden=True) -> dict:
-        """The ``input`` entry of this node in /object_info (key order = widget order)."""
+    def INPUT_TYPES(cls) -> dict:
+        """The ``input`` entry of this node in /object_info (key order = widget order); 0.28 and
+        later take no argument, 0.3.64's defaults give the same."""
         schema = cls.GET_SCHEMA()
         info: dict = {"required": {}}
         for i in schema.inputs or []:
             opts = i.as_dict()
             opts.pop("optional", None)
             info.setdefault("optional" if i.optional else "required", {})[i.id] = (i.get_io_type(), opts)
-        if include_hidden and schema.hidden:
+        if schema.hidden:
             info["hidden"] = {h.name: (h.value,) for h in schema.hidden}
         return info

@@ -1,0 +1,41 @@
+# Shared by scripts/setup-dev and scripts/test (sourced, not run): where things are and what each
+# test environment holds. One place to change a version.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The folder with ComfyUI source trees (comfyui/<version>/), beside the clone unless told otherwise.
+SHARED="${HEARTMULA_SHARED:-$ROOT/../shared}"
+MAIN_VENV="$ROOT/.venv"
+
+# The main environment: the newest stack a user can have (no ComfyUI, no torchaudio).
+MAIN_PYTHONS="3.12 3.13 3.11 3.10"
+MAIN_TORCH="torch==2.15.0"
+
+# The real ComfyUI versions the suite runs against, each with the torch it ships with.
+HOSTS="0.3.64 0.28.0"
+declare -A HOST_PYTHONS=(
+    [0.3.64]="3.11 3.12 3.10"
+    [0.28.0]="3.12 3.13 3.11 3.10"
+)
+declare -A HOST_TORCH=(
+    [0.3.64]="torch==2.9.1 torchaudio==2.9.1 torchvision==0.24.1"
+    [0.28.0]="torch==2.11.0 torchaudio==2.11.0 torchvision==0.26.0"
+)
+# 0.3.64 allows any transformers; keep it on 4.5x so transformers 4 stays tested (0.28 brings 5.x).
+declare -A HOST_EXTRA=(
+    [0.3.64]="transformers<5"
+    [0.28.0]=""
+)
+
+host_dir() { echo "$SHARED/comfyui/$1"; }
+host_venv() { echo "$ROOT/.venvs/comfyui-$1"; }
+
+# Why a host cannot be used here (empty when it can).
+host_missing_reason() {
+    local dir
+    dir="$(host_dir "$1")"
+    if [ ! -f "$dir/main.py" ]; then
+        echo "no ComfyUI $1 source tree at $dir (set HEARTMULA_SHARED to the folder holding comfyui/$1)"
+    fi
+}
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*"; }
