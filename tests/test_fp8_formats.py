@@ -27,12 +27,12 @@ def test_weight_dtype_names():
 def test_fast_cpu_cast_is_exact_for_every_code(dtype, target):
     q = torch.arange(256, dtype=torch.uint8).view(dtype)
     reference = q.float()
-    finite = ~torch.isnan(reference)
+    finite = torch.isfinite(reference)  # the quantizer saturates: NaN and infinity are never stored
     w, factor = formats.fp8_to(q, target)
     assert w.dtype == target
     got = w.float() * factor
     assert torch.equal(got[finite], reference[finite])
-    assert finite.sum() == (254 if dtype == formats.E4M3 else 250)
+    assert finite.sum() == (254 if dtype == formats.E4M3 else 248)
 
 
 @pytest.mark.parametrize("dtype", FP8)

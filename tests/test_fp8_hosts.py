@@ -59,6 +59,10 @@ def test_lm_in_host_layers_samples_as_in_core_layers(pack, host, fp8):
     assert torch.equal(greedy(in_host, 20), greedy(in_core, 20))
     memory = importlib.import_module(f"{pack.__name__}.nodes.memory")
     assert memory.partial_load_safe(in_host.model) == real_host(), "host layers can be loaded partially"
+    reference = importlib.import_module(f"{pack.__name__}.heartmula_core.checkpoints").build_lm(in_host.config)
+    shapes = importlib.import_module(f"{pack.__name__}.heartmula_core.weights").tensor_shapes(reference)
+    plan = store.plan_for(store.lm_candidates(reference), fp8, layout)
+    assert memory.module_bytes(in_host.model) == store.held_bytes(shapes, plan, lambda _k: torch.float32)
 
 
 @pytest.mark.parametrize("fp8", FP8)

@@ -40,6 +40,18 @@ def test_fp8_linear_is_the_dequantized_linear(dtype, fp8):
     assert relative(out, reference) < {torch.float32: 1e-6, torch.bfloat16: 8e-3, torch.float16: 1e-3}[dtype]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_blocks_give_the_whole_matmul(monkeypatch, dtype):
+    q, scale = formats.quantize(torch.randn(70, 16) * 0.05, formats.E4M3)
+    layer = loaded_linear(q, scale, torch.randn(70))
+    x = torch.randn(3, 16).to(dtype)
+    whole = layer(x)
+    monkeypatch.setattr(layers, "CPU_BLOCK_ELEMENTS", 16 * 8)  # 9 blocks of 8 rows (the last 6)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    assert torch.allclose(layer(x).float(), whole.float(), rtol=tolerance, atol=tolerance)
+    assert torch.allclose(whole.float(), F.linear(x.float(), q.float() * scale, layer.bias), rtol=2e-2, atol=2e-2)
+
+
 def test_fp8_linear_without_scale_and_float_linear():
     q = (torch.randn(6, 8) * 3).to(formats.E4M3)
     layer = loaded_linear(q)
@@ -79,6 +91,13 @@ def test_tiny_lm_loads_from_float32_with_fp8_linears_and_embeddings(fp32_lm, fp8
     assert "backbone.layers.0.attn.q_proj.weight" in plan.keys and "text_embeddings.weight" in plan.keys
     for kept in ("audio_head", "unconditional_text_embedding.weight", "backbone.norm.scale", "muq_linear.bias"):
         assert held[kept].dtype == torch.float32, kept
+    q, scale = formats.quantize(fp32_lm.model.audio_head, fp8)  # held wide, but with the fp8 checkpoint's values
+    assert torch.equal(held["audio_head"], q.float() * scale) and plan.rounded == {"audio_head"}
+    assert torch.equal(held["unconditional_text_embedding.weight"], fp32_lm.model.unconditional_text_embedding.weight)
+    from heartmula_core.weights import tensor_shapes
+
+    held_bytes = sum(t.numel() * t.element_size() for t in held.values())
+    assert held_bytes == store.held_bytes(tensor_shapes(fp32_lm.model), plan, lambda _k: torch.float32)
     for key in plan.keys:
         q, scale = formats.quantize(fp32_lm.model.state_dict()[key], fp8)
         assert torch.equal(held[key].view(torch.uint8), q.view(torch.uint8)) and torch.equal(held[store.scale_key(key)], scale)

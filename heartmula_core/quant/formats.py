@@ -105,23 +105,31 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype) 
     return out
 
 
+# (left shift, mask clearing the copies of the sign that sign extension put in the exponent, the power
+# of two the float16 is off by) per format
+_TO_FLOAT16 = {E4M3: (7, -0x4001, 256.0), E5M2: (8, -1, 1.0)}
+
+
 def fp8_to(q: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, float]:
     """An fp8 tensor in ``dtype`` as ``(w, factor)`` with ``q == w * factor`` exactly.
 
-    On the CPU torch converts fp8 one element at a time (~6 ns each: 25 ms for a 2048 x 2048 weight,
-    30x the matmul). Moving the bits into float16 is exact and 3-4x faster: e5m2 is the high byte of
-    a float16; e4m3's exponent and mantissa, shifted into a float16, give the value / 256 (the bias
-    differs by 8), subnormals included. The factor is folded into the per-tensor scale by the
-    caller. Elsewhere (CUDA casts are fast) the plain cast is used. Never called on NaN codes: the
-    quantizer saturates, so it never writes one.
+    On the CPU torch converts fp8 one element at a time (~6 ns each: 25 ms for a 2048 x 2048
+    weight, 30x the matmul). Moving the bits is exact and ~20x faster: the byte is sign-extended to
+    int16 and shifted so that fp8's exponent and mantissa land on a float16's (e5m2 is a float16's
+    high byte; e4m3's exponent bias is 8 less, so the float16 holds the value / 256, subnormals
+    included) and the sign on the sign bit; the mask clears the sign's other copies. The float16 is
+    then cast to ``dtype`` (fast to float32; the caller folds the factor into its per-tensor scale).
+    Elsewhere (CUDA casts are fast) the plain cast is used. Never called on NaN or infinite codes:
+    the quantizer saturates, so it never writes one.
     """
     if q.device.type != "cpu" or q.dtype not in FP8_DTYPES:
         return q.to(dtype), 1.0
-    bits = q.view(torch.uint8).to(torch.int16)
-    if q.dtype == E5M2:
-        return (bits << 8).view(torch.float16).to(dtype), 1.0
-    half = ((bits & 0x7F) << 7) | ((bits & 0x80) << 8)
-    return half.view(torch.float16).to(dtype), 256.0
+    shift, mask, factor = _TO_FLOAT16[q.dtype]
+    bits = q.view(torch.int8).to(torch.int16)
+    bits <<= shift
+    if mask != -1:
+        bits &= mask
+    return bits.view(torch.float16).to(dtype), factor
 
 
 def comfy_quant_tensor(dtype: torch.dtype) -> torch.Tensor:

@@ -7,9 +7,13 @@ optional ``weight_scale``, see ``store.CORE``) is cast to the activations' dtype
 it costs one byte per weight at rest, on the CPU as on a GPU (torch has no CPU fp8 matmul).
 
 The per-tensor scale is applied to the matmul's output, not to the weight (one multiply of a few
-rows instead of one of the whole matrix); in float16, whose range an unscaled fp8 matmul could
-overflow, it is applied to the weight instead. ``torch._scaled_mm`` (fp8 tensor cores) is not used:
-it also quantizes the activations to fp8, which changes the numbers; see benchmarks/RESULTS.md.
+rows instead of one of the whole matrix); in float16, whose range holds neither a typical scale nor
+an unscaled fp8 matmul, the weight is scaled first, in float32. On the CPU the matmul runs in
+float32 whatever the activations' dtype: the weight is converted with bit moves
+(``formats.fp8_to``; fp8 -> bf16 has no fast path) a block of rows at a time, each block used
+while it is still in cache. ``torch._scaled_mm`` (fp8 tensor cores) is not used: it also
+quantizes the activations to fp8, which changes the numbers, and needs an sm89+ GPU and
+dimensions divisible by 16; left for a GPU-measured follow-up.
 """
 
 from __future__ import annotations
@@ -32,18 +36,24 @@ def _expect_scale(module: nn.Module, state_dict, prefix: str) -> None:
                                            requires_grad=False)
 
 
-def _scaled_weight(module: nn.Module, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The weight in ``like``'s dtype/device and the factor its output still needs (None: none)."""
-    weight = module.weight.to(like.device)
+CPU_BLOCK_ELEMENTS = 1 << 19  # weight elements converted at a time on the CPU: the copy stays in cache
+
+
+def _scale(module: nn.Module, device) -> torch.Tensor:
     scale = getattr(module, "weight_scale", None)
-    if not formats.is_fp8(weight.dtype):
-        return weight.to(like.dtype), None if scale is None else scale.to(like.device, like.dtype)
-    total = scale.to(like.device, torch.float32) if scale is not None else torch.ones((), device=like.device)
-    if like.dtype == torch.float16:  # scale first, in float32: fp16 could neither hold the scale nor the sums
-        weight, factor = formats.fp8_to(weight, torch.float32)
-        return (weight * (total * factor)).to(like.dtype), None
-    weight, factor = formats.fp8_to(weight, like.dtype)
-    return weight, (total * factor).to(like.dtype)
+    return scale.to(device, torch.float32) if scale is not None else torch.ones((), device=device)
+
+
+def _cpu_matmul(x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """float32 x @ fp8 weight^T on the CPU, the weight converted a block of rows at a time so each
+    block is used while in cache (converting a whole 8192 x 3072 weight first, 100 MB of float32,
+    made the 3B LM's frame several times slower)."""
+    rows = max(1, CPU_BLOCK_ELEMENTS // max(1, q.shape[1]))
+    parts, factor = [], 1.0
+    for start in range(0, q.shape[0], rows):
+        weight, factor = formats.fp8_to(q[start:start + rows], torch.float32)
+        parts.append(F.linear(x, weight))
+    return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)), factor
 
 
 class Linear(nn.Linear):
@@ -57,13 +67,20 @@ class Linear(nn.Linear):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not formats.is_fp8(self.weight.dtype) and not hasattr(self, "weight_scale"):
-            return super().forward(x)
-        weight, factor = _scaled_weight(self, x)
-        out = F.linear(x, weight)
-        if factor is not None:
-            out = out * factor
-        return out if self.bias is None else out + self.bias.to(x.device, x.dtype)
+        if not formats.is_fp8(self.weight.dtype):
+            out = super().forward(x)
+            return out if not hasattr(self, "weight_scale") else out * _scale(self, x.device).to(out.dtype)
+        q, scale = self.weight.to(x.device), _scale(self, x.device)
+        if x.device.type == "cpu":  # fp8 -> float32 is a cheap bit move here, to bf16/fp16 it is not
+            out, factor = _cpu_matmul(x.float(), q)
+            out = out * (scale * factor)
+        elif x.dtype == torch.float16:  # fp16 holds neither a typical scale nor unscaled sums: scale first
+            out = F.linear(x, (q.float() * scale).to(x.dtype))
+        else:
+            out = F.linear(x, q.to(x.dtype)) * scale.to(x.dtype)
+        if self.bias is not None:
+            out = out + self.bias.to(x.device, out.dtype)
+        return out.to(x.dtype)
 
 
 class Embedding(nn.Embedding):

@@ -20,6 +20,7 @@ one tensor at a time, so loading a float32 checkpoint as fp8 peaks near the fp8 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -257,3 +258,18 @@ def prepare(source: TensorSource, dtype_for: Callable[[str], torch.dtype | None]
         return dtype_for(key)
 
     return {"source": wrapped, "dtype_for": quant_dtype_for, "expected": full}
+
+
+def held_bytes(shapes: Mapping[str, tuple[int, ...]], plan: WeightPlan,
+               dtype_for: Callable[[str], torch.dtype]) -> int:
+    """Bytes of the weights a model holds once loaded with ``plan`` (memory checks, the VRAM table):
+    its fp8 keys at one byte plus their scale/marker keys, every other tensor in ``dtype_for``'s dtype."""
+    total = 0
+    for key, shape in shapes.items():
+        n = math.prod(shape)
+        if key in plan.keys:
+            total += n + sum(4 if s == () else s[0] for s in plan.extra_keys(key).values())
+        else:
+            total += n * torch.empty((), dtype=dtype_for(key)).element_size()
+            total += 4 if key in plan.scaled else 0
+    return total
