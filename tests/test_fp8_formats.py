@@ -8,7 +8,7 @@ import torch
 
 from heartmula_core.errors import CheckpointError, SettingsError
 from heartmula_core.quant import formats
-from heartmula_core.quant.reading import convert_entry
+from heartmula_core.quant.reading import Arena, convert_entry
 from heartmula_core.safetensors_header import read_entries
 
 FP8 = [formats.E4M3, formats.E5M2]
@@ -87,14 +87,19 @@ def write_tensor(path, t: torch.Tensor, code: str) -> None:
 
 
 @pytest.mark.parametrize("code,dtype", [("F32", torch.float32), ("BF16", torch.bfloat16)])
-def test_conversion_from_a_file_in_slabs_is_the_in_memory_conversion(tmp_path, monkeypatch, code, dtype):
+@pytest.mark.parametrize("slab_rows", [8, 64])  # two passes over the file in 7 slabs, or one read
+@pytest.mark.parametrize("arena", [False, True])
+def test_conversion_from_a_file_in_slabs_is_the_in_memory_conversion(tmp_path, monkeypatch, code, dtype, slab_rows,
+                                                                     arena):
     w = (torch.randn(50, 7, 3) * 0.03).to(dtype)
     write_tensor(tmp_path / "w.safetensors", w, code)
     entry = read_entries(tmp_path / "w.safetensors")["x"]
     expected_q, expected_scale = formats.quantize(w, formats.E5M2)
-    monkeypatch.setattr(formats, "ROWS_PER_CHUNK_BYTES", 4 * 21 * 8)  # 8 rows per slab: two passes over the file
-    q, scale = convert_entry(entry, formats.E5M2, "x")
-    assert torch.equal(q.view(torch.uint8), expected_q.view(torch.uint8)) and torch.equal(scale, expected_scale)
+    monkeypatch.setattr(formats, "ROWS_PER_CHUNK_BYTES", 4 * 21 * slab_rows)
+    shared = Arena() if arena else None
+    for _ in range(2):  # an arena is reused from tensor to tensor
+        q, scale = convert_entry(entry, formats.E5M2, "x", shared)
+        assert torch.equal(q.view(torch.uint8), expected_q.view(torch.uint8)) and torch.equal(scale, expected_scale)
 
 
 def test_conversion_refuses_integer_tensors(tmp_path):

@@ -58,19 +58,29 @@ def scale_for(amax: float, dtype: torch.dtype) -> torch.Tensor:
 
 
 def abs_max(t: torch.Tensor, what: str) -> float:
-    """max |t| as a Python float; a CheckpointError naming ``what`` if it holds NaN or infinity."""
+    """max |t| as a Python float (two reductions, no temporary copy); a CheckpointError naming
+    ``what`` if ``t`` holds NaN or infinity."""
     if t.numel() == 0:
         return 0.0
-    value = float(t.detach().abs().amax().float())
+    value = max(float(t.amax()), -float(t.amin()))
     if value != value or value == float("inf"):
         raise CheckpointError(f"{what} holds NaN or infinite values: the file is corrupt. Re-download it.")
     return value
 
 
-def quantize_into(out: torch.Tensor, values: torch.Tensor, scale: torch.Tensor) -> None:
-    """Write ``fp8(values / scale)`` (saturated to the format's range) into ``out`` (same shape)."""
+def quantize_into(out: torch.Tensor, values: torch.Tensor, scale: torch.Tensor,
+                  scratch: torch.Tensor | None = None) -> None:
+    """Write ``fp8(float32(values) / scale)`` (saturated to the format's range) into ``out``. With
+    ``scratch`` (float32, at least as large; may be ``values`` itself) nothing is allocated."""
     limit = fp8_max(out.dtype)
-    out.copy_((values.float() / scale).clamp_(-limit, limit))
+    if scratch is None:
+        tmp = values.float() / scale
+    else:
+        tmp = scratch.view(-1)[: values.numel()].view(values.shape)
+        if tmp.data_ptr() != values.data_ptr():
+            tmp.copy_(values)
+        tmp.div_(scale)
+    out.copy_(tmp.clamp_(-limit, limit))
 
 
 def row_chunks(rows: int, row_elements: int) -> list[tuple[int, int]]:

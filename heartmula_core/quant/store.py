@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..weights import TensorSource
 from . import formats
-from .reading import convert_entry
+from .reading import Arena, convert_entry
 
 LINEAR, EMBEDDING, MATRIX = "linear", "embedding", "matrix"  # kinds that may be held in fp8
 KEPT_LINEAR, KEPT = "kept linear", "kept"  # layers that keep their precision
@@ -145,6 +145,7 @@ class QuantizingSource(TensorSource):
         self._synth = {x: k for k in present for x in plan.extra_keys(k)}
         self._keys = present + list(self._synth)
         self._scales: dict[str, torch.Tensor] = {}  # scales computed with their weight, handed out next
+        self._arena: Arena | None = None  # slabs for converting from files, made on first use
 
     def _read_file_layout(self) -> set[str]:
         names, consumed = set(self.base.keys()), set()
@@ -226,7 +227,8 @@ class QuantizingSource(TensorSource):
         if not formats.is_fp8(self.base.dtype(key)):
             entry = self.base.entries.get(key)
             if entry is not None and getattr(self.base, "folded", {}).get(key) is None:
-                return convert_entry(entry, self.plan.fp8, what)  # straight from the file, a slab at a time
+                self._arena = self._arena or Arena()
+                return convert_entry(entry, self.plan.fp8, what, self._arena)  # from the file, a slab at a time
             return formats.quantize(self.base.load(key), self.plan.fp8, what)
         q, scale = self._file_fp8(key)
         if q.dtype == self.plan.fp8:
