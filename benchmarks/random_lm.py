@@ -2,9 +2,9 @@
 
 import torch
 
-from heartmula_core.checkpoints import build_lm
+from heartmula_core.lm.load import build_lm
 from heartmula_core.lm.config import GenConfig, HeartMuLaConfig
-from heartmula_core.prompt import Prompt
+from heartmula_core.lm.prompt import Prompt
 
 
 def random_lm(config: HeartMuLaConfig, device, dtype, seed: int = 0):

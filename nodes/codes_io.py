@@ -1,7 +1,7 @@
 """Save / Load HeartMuLa Codes: audio tokens to and from safetensors files in ComfyUI's output and
 input folders, to re-decode a take (another seed, more steps) without running the LM again.
 
-The file format is the core's (heartmula_core/codes_file.py), shared with
+The file format is the core's (heartmula_core/codes.py), shared with
 ``python -m heartmula_core sample`` / ``decode``: tensors ``codes`` [B, 8, T] and ``lengths`` [B].
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
-from ..heartmula_core.codes_file import load_codes, save_codes
+from ..heartmula_core.codes import FRAME_RATE, load_codes, save_codes
 from ..heartmula_core.errors import CodesError
-from .host_errors import readable_errors
-from .types import CATEGORY, FRAME_RATE, CodesSocket, HeartMuLaCodes
+from .base import HeartMuLaNode, schema
+from .types import CodesSocket, HeartMuLaCodes
 
 EXTENSION = ".safetensors"
 OUTPUT_SUFFIX = " [output]"  # ComfyUI's annotation for a file in the output folder
@@ -54,16 +54,13 @@ def read_codes(path: Path) -> HeartMuLaCodes:
     return HeartMuLaCodes(codes, lengths, FRAME_RATE, {"file": path.name})
 
 
-@readable_errors
-class SaveHeartMuLaCodes(io.ComfyNode):
+class SaveHeartMuLaCodes(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaSaveCodes",
-            display_name="Save HeartMuLa Codes",
-            category=CATEGORY,
-            description="Saves audio tokens to the output folder (safetensors), to decode them again later "
-                        "without re-running the LM.",
+        return schema(
+            "HeartMuLaSaveCodes", "Save HeartMuLa Codes",
+            "Saves audio tokens to the output folder (safetensors), to decode them again later "
+            "without re-running the LM.",
             inputs=[
                 CodesSocket.Input("codes", tooltip="Audio tokens from the HeartMuLa Sampler."),
                 io.String.Input("filename_prefix", default="heartmula/codes",
@@ -113,16 +110,13 @@ def resolve_codes_file(name: str) -> Path:
     return path
 
 
-@readable_errors
-class LoadHeartMuLaCodes(io.ComfyNode):
+class LoadHeartMuLaCodes(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaLoadCodes",
-            display_name="Load HeartMuLa Codes",
-            category=CATEGORY,
-            description="Loads audio tokens saved by Save HeartMuLa Codes (input folder, or output folder "
-                        "entries marked [output]).",
+        return schema(
+            "HeartMuLaLoadCodes", "Load HeartMuLa Codes",
+            "Loads audio tokens saved by Save HeartMuLa Codes (input folder, or output folder "
+            "entries marked [output]).",
             inputs=[
                 io.Combo.Input("file", options=_list_codes_files(),
                                tooltip="A .safetensors codes file in the input folder, or one saved in the "
