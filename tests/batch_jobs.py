@@ -36,9 +36,22 @@ def manifest_lines(out: Path) -> list[dict]:
 
 
 def output_files(out: Path) -> dict[str, bytes]:
-    """Every audio and codes file (not the manifest, lock or anything else) by name."""
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")
-            and (p.suffix == ".flac" or p.name.endswith(".codes.safetensors"))}
+    """Every audio file's bytes and every codes file's tensors (as bytes), by file name.
+
+    Codes files are compared by content: safetensors writes its metadata in hash-map order, which
+    changes from process to process, so two identical codes files need not be identical bytes."""
+    from heartmula_core.codes_file import load_codes
+
+    files = {}
+    for p in sorted(out.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.suffix == ".flac":
+            files[p.name] = p.read_bytes()
+        elif p.name.endswith(".codes.safetensors"):
+            codes, lengths = load_codes(p)
+            files[p.name] = codes.numpy().tobytes() + lengths.numpy().tobytes() + bytes(str(codes.shape), "ascii")
+    return files
 
 
 def check_complete(out: Path, jobs=SIX_JOBS) -> None:

@@ -98,8 +98,20 @@ def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSumma
     pending = [j for j in jobs if j.id not in done]
     summary.skipped = len(jobs) - len(pending)
     if pending:
-        check_prompts_fit(pending, opts.model_dir, opts.jobs)
+        check_models(opts, pending, say)
     return pending, manifest
+
+
+def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
+    """Prompt lengths and the codec folder, from this machine's copy of the model folder. On Ray the
+    folder may exist on the workers only: then the workers find these problems."""
+    from ..cli_codec import _codec_folder_near
+
+    if opts.ray is not None and not Path(opts.model_dir).expanduser().exists():
+        say(f"batch: {opts.model_dir} is not on this machine; prompt lengths are checked on the workers")
+        return
+    check_prompts_fit(pending, opts.model_dir, opts.jobs)
+    _codec_folder_near(opts.model_dir)
 
 
 def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:
@@ -112,31 +124,37 @@ def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> B
     check_format(opts.format)
     with OutputLock(out):
         pending, manifest = _prepare(opts, jobs, out, summary, say)
-        if not pending:
-            summary.seconds = time.perf_counter() - start
-            return summary
-        runner = runner or make_runner(opts)
-        summary.workers = runner.start()
-        progress = RunProgress(sum(j.batch for j in pending))
-        try:
-            for outcome in runner.run(pending):
-                job = outcome.job
-                if outcome.result is not None:
-                    entry = record_job(out, manifest, job, outcome.result, opts.format, outcome.attempt)
-                    summary.finished.append(entry)
-                    progress.advance(job.batch)
-                    if on_recorded:
-                        on_recorded(entry, runner)
-                elif outcome.worker_lost:
-                    summary.jobs_rerun += 1
-                    progress.say(f"batch: job '{job.id}' lost its worker ({outcome.error}); running it again")
-                elif outcome.final:
-                    summary.failed.append((job, outcome.error))
-                    progress.say(f"batch: job '{job.id}' (line {job.line}) failed again, giving up: {outcome.error}")
-                else:
-                    progress.say(f"batch: job '{job.id}' (line {job.line}) failed, retrying once: {outcome.error}")
-        finally:
-            progress.close()
-            runner.close()
+        if pending:
+            runner = runner or make_runner(opts)
+            try:
+                summary.workers = runner.start()
+                _consume(runner, pending, out, manifest, opts, summary, on_recorded)
+            finally:
+                runner.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _consume(runner, pending: list[Job], out: Path, manifest: Manifest, opts: BatchOptions,
+             summary: BatchSummary, on_recorded) -> None:
+    """Write each result as it arrives; report failures, retries and lost workers above the bar."""
+    progress = RunProgress(sum(j.batch for j in pending))
+    try:
+        for outcome in runner.run(pending):
+            job = outcome.job
+            if outcome.result is not None:
+                entry = record_job(out, manifest, job, outcome.result, opts.format, outcome.attempt)
+                summary.finished.append(entry)
+                progress.advance(job.batch)
+                if on_recorded:
+                    on_recorded(entry, runner)
+            elif outcome.worker_lost:
+                summary.jobs_rerun += 1
+                progress.say(f"batch: job '{job.id}' lost its worker ({outcome.error}); running it again")
+            elif outcome.final:
+                summary.failed.append((job, outcome.error))
+                progress.say(f"batch: job '{job.id}' (line {job.line}) failed, giving up: {outcome.error}")
+            else:
+                progress.say(f"batch: job '{job.id}' (line {job.line}) failed, retrying once: {outcome.error}")
+    finally:
+        progress.close()
