@@ -64,7 +64,7 @@ def test_a_killed_worker_loses_no_job_and_duplicates_none(ray_session, local_fil
 
 def test_cpu_workers_must_be_asked_for_on_a_cluster_without_gpus(ray_session):
     runner = RayRunner(WorkerSpec(str(CKPT), device="cpu"), workers=None)
-    with pytest.raises(HeartMuLaError, match="no GPU: give --workers N"):
+    with pytest.raises(HeartMuLaError, match="no GPU \\(or --device cpu was given\\): give --workers N"):
         runner.start()
     runner = RayRunner(WorkerSpec(str(CKPT), device="cpu"), workers=3)
     with pytest.raises(HeartMuLaError, match="3 worker\\(s\\) need 3 CPUs but the Ray cluster has 2"):

@@ -89,8 +89,8 @@ class RayRunner:
         use_gpu = self.spec.device in ("auto", "cuda") and gpus > 0
         count = self.workers or (gpus if use_gpu else 0)
         if count < 1:
-            raise HeartMuLaError("The Ray cluster has no GPU: give --workers N to run N CPU workers "
-                                 "(each using --cpus-per-worker CPUs), or --device cpu.")
+            raise HeartMuLaError("The Ray cluster has no GPU (or --device cpu was given): give --workers N to run "
+                                 "N CPU workers, each using --cpus-per-worker CPUs.")
         have, need = (gpus, count) if use_gpu else (cpus, count * self.cpus_per_worker)
         if need > have:
             raise HeartMuLaError(f"{count} worker(s) need {need} {'GPU' if use_gpu else 'CPU'}s but the Ray cluster "
