@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m heartmula_core", description="HeartMuLa music generation")
     sub = parser.add_subparsers(dest="command", required=True)
     cli_sample.register(sub)
+    from .batch import cli_batch
+    cli_batch.register(sub)
     try:
         from . import cli_codec
     except ImportError:  # the codec commands are optional until the codec package lands
