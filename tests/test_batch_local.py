@@ -70,15 +70,13 @@ def test_a_job_gives_what_generate_gives(tmp_path):
 
 KILLED_RUN = """
 import sys, time, soundfile
-from pathlib import Path
 real, calls = soundfile.write, []
-def write(path, *args, **kwargs):
-    calls.append(path)
-    if len(calls) == 3:  # the third song: half a temporary file, then hang until killed
-        Path(path).write_bytes(b"half")
+def write(file, *args, **kwargs):
+    calls.append(file)
+    if len(calls) == 3:  # the third song is being encoded, its temporary file made: hang until killed
         print("HUNG", flush=True)
         time.sleep(600)
-    return real(path, *args, **kwargs)
+    return real(file, *args, **kwargs)
 soundfile.write = write
 from heartmula_core.__main__ import main
 sys.exit(main(sys.argv[1:]))
