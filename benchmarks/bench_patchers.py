@@ -169,7 +169,7 @@ def run_lm(mm, patcher, model, config, device, dtype, frames: int, sync) -> dict
     from heartmula_core.lm.budget import estimate_generation_bytes
     from heartmula_core.lm.generate import generate
 
-    from .random_lm import never_eos, random_prompt
+    from .random_lm import no_early_end, random_prompt
 
     prompt = random_prompt(config)
     needed = estimate_generation_bytes(config, prompt.length, frames, 1, 1.5, dtype)
@@ -177,7 +177,7 @@ def run_lm(mm, patcher, model, config, device, dtype, frames: int, sync) -> dict
     mm.load_models_gpu([patcher], memory_required=needed, force_full_load=True)
     sync()
     loaded = time.perf_counter() - start
-    kw = dict(eos_id=never_eos(config), cfg_scale=1.5, top_k=50, device=device, dtype=dtype)
+    kw = dict(**no_early_end(config), cfg_scale=1.5, top_k=50, device=device, dtype=dtype)
     generate(model, prompt, max_frames=min(frames, 16), **kw)  # warm-up (kernels, graph capture)
     out = generate(model, prompt, max_frames=frames, **kw)
     sync()

@@ -39,14 +39,14 @@ def run_lm(size: str, device: str, mode: str, frames: int) -> dict:
     from heartmula_core.weights import module_bytes
 
     from .lm_sizes import SIZES
-    from .random_lm import never_eos, random_lm, random_prompt
+    from .random_lm import no_early_end, random_lm, random_prompt
 
     config = SIZES[size]
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = random_lm(config, device, dtype)
     prompt = random_prompt(config)
     capture = {"eager": "eager", "captured": "cuda_graph" if device == "cuda" else "compile"}[mode]
-    kw = dict(eos_id=never_eos(config), cfg_scale=1.5, top_k=50, batch_size=1, capture=capture)
+    kw = dict(**no_early_end(config), cfg_scale=1.5, top_k=50, batch_size=1, capture=capture)
     generate(model, prompt, max_frames=frames, **kw)  # warm-up / compile at the measured cache size
     weights = module_bytes(model)
     if device == "cuda":

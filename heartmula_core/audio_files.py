@@ -19,22 +19,27 @@ from .errors import HeartMuLaError
 AUDIO_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".mp3": ("MP3", "MPEG_LAYER_III")}
 
 
-def audio_format(path: Path, what: str = "--out") -> tuple[str, str]:
-    """(format, subtype) soundfile writes ``path`` in, by its extension; refused when unknown or when
-    this libsndfile cannot write it."""
+def writable_format(extension: str, who: str) -> tuple[str, str]:
+    """(format, subtype) of an extension (".flac"); refused, naming ``who`` asked for it, when it is
+    unknown or when this libsndfile cannot write it (MP3 needs libsndfile >= 1.1)."""
     import soundfile
 
-    if is_null_device(path):
-        return AUDIO_FORMATS[".wav"]  # nothing is written: any format will do
-    fmt = AUDIO_FORMATS.get(Path(path).suffix.lower())
+    fmt = AUDIO_FORMATS.get(extension.lower())
     if fmt is None:
-        raise HeartMuLaError(f"{what} {path}: unknown audio extension; use .wav, .flac or .mp3.")
+        raise HeartMuLaError(f"{who}: unknown audio extension; use .wav, .flac or .mp3.")
     if fmt[0] not in soundfile.available_formats():
         raise HeartMuLaError(
-            f"{what} {path}: this soundfile/libsndfile ({soundfile.__libsndfile_version__}) cannot write {fmt[0]}; "
+            f"{who}: this soundfile/libsndfile ({soundfile.__libsndfile_version__}) cannot write {fmt[0]}; "
             "use .wav or .flac, or install libsndfile >= 1.1 for MP3."
         )
     return fmt
+
+
+def audio_format(path: Path, what: str = "--out") -> tuple[str, str]:
+    """(format, subtype) soundfile writes ``path`` in, by its extension."""
+    if is_null_device(path):
+        return AUDIO_FORMATS[".wav"]  # nothing is written: any format will do
+    return writable_format(Path(path).suffix, f"{what} {path}")
 
 
 def audio_paths(out: str | Path, count: int) -> list[Path]:

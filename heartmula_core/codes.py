@@ -20,6 +20,12 @@ FRAME_RATE = 12.5  # code frames per second of audio
 CODEBOOKS = 8  # codes per frame
 SAMPLE_RATE = 48000  # the released codec's output rate (its config.json sample_rate)
 SAMPLES_PER_FRAME = int(SAMPLE_RATE / FRAME_RATE)  # 3840
+
+
+def samples_for(frames: int, sample_rate: int) -> int:
+    """Audio samples of ``frames`` code frames at ``sample_rate``: the song's true duration."""
+    return int(frames / FRAME_RATE * sample_rate)
+
 MAX_FILE_BYTES = 1 << 31  # 64 songs of 10 minutes take 25 MB; anything near this is not a codes file
 
 

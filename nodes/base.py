@@ -1,5 +1,5 @@
-"""What every node of the pack shares: its menu category, a Schema with it filled in, and errors
-the ComfyUI front end shows by their short names (host_errors.py)."""
+"""What every node of the pack shares: its menu category, and errors the ComfyUI front end shows by
+their short names (host_errors.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,3 @@ class HeartMuLaNode(io.ComfyNode):
         readable_errors(cls)
 
 
-def schema(node_id: str, display_name: str, description: str, inputs: list, outputs: list, **options) -> io.Schema:
-    """A node's Schema in the pack's category."""
-    return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
-                     inputs=inputs, outputs=outputs, **options)

@@ -15,7 +15,7 @@ from comfy_api.latest import io
 
 from ..heartmula_core.codes import FRAME_RATE, load_codes, save_codes
 from ..heartmula_core.errors import CodesError
-from .base import HeartMuLaNode, schema
+from .base import CATEGORY, HeartMuLaNode
 from .types import CodesSocket, HeartMuLaCodes
 
 EXTENSION = ".safetensors"
@@ -57,10 +57,12 @@ def read_codes(path: Path) -> HeartMuLaCodes:
 class SaveHeartMuLaCodes(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaSaveCodes", "Save HeartMuLa Codes",
-            "Saves audio tokens to the output folder (safetensors), to decode them again later "
-            "without re-running the LM.",
+        return io.Schema(
+            node_id="HeartMuLaSaveCodes",
+            display_name="Save HeartMuLa Codes",
+            category=CATEGORY,
+            description="Saves audio tokens to the output folder (safetensors), to decode them again later "
+                        "without re-running the LM.",
             inputs=[
                 CodesSocket.Input("codes", tooltip="Audio tokens from the HeartMuLa Sampler."),
                 io.String.Input("filename_prefix", default="heartmula/codes",
@@ -113,10 +115,12 @@ def resolve_codes_file(name: str) -> Path:
 class LoadHeartMuLaCodes(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaLoadCodes", "Load HeartMuLa Codes",
-            "Loads audio tokens saved by Save HeartMuLa Codes (input folder, or output folder "
-            "entries marked [output]).",
+        return io.Schema(
+            node_id="HeartMuLaLoadCodes",
+            display_name="Load HeartMuLa Codes",
+            category=CATEGORY,
+            description="Loads audio tokens saved by Save HeartMuLa Codes (input folder, or output folder "
+                        "entries marked [output]).",
             inputs=[
                 io.Combo.Input("file", options=_list_codes_files(),
                                tooltip="A .safetensors codes file in the input folder, or one saved in the "

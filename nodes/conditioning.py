@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from ..heartmula_core.errors import PromptError
 from ..heartmula_core.lm.prompt import build_prompt
 from ..heartmula_core.text_input import names_a_file
-from .base import HeartMuLaNode, schema
+from .base import CATEGORY, HeartMuLaNode
 from .types import LMSocket, PromptSocket
 
 TAGS_EXAMPLE = "piano,happy,wedding,synthesizer,romantic"
@@ -22,9 +22,11 @@ LYRICS_EXAMPLE = (
 class HeartMuLaLyricsTags(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaLyricsTags", "HeartMuLa Lyrics & Tags",
-            "Turns the style tags and the lyrics into the LM's prompt.",
+        return io.Schema(
+            node_id="HeartMuLaLyricsTags",
+            display_name="HeartMuLa Lyrics & Tags",
+            category=CATEGORY,
+            description="Turns the style tags and the lyrics into the LM's prompt.",
             inputs=[
                 LMSocket.Input("lm", tooltip="The LM whose tokenizer encodes the text."),
                 io.String.Input("tags", multiline=True, placeholder=TAGS_EXAMPLE,
@@ -95,9 +97,11 @@ class HeartMuLaTags(HeartMuLaNode):
                            tooltip=f"One tag from the {name} category ({NONE}: leave the category out).")
             for name, words in TAG_VOCABULARY.items()
         ]
-        return schema(
-            "HeartMuLaTags", "HeartMuLa Tags",
-            "Builds the tags string from one choice per category plus free text.",
+        return io.Schema(
+            node_id="HeartMuLaTags",
+            display_name="HeartMuLa Tags",
+            category=CATEGORY,
+            description="Builds the tags string from one choice per category plus free text.",
             inputs=category_inputs + [
                 io.String.Input("extra", default="", placeholder="more tags, comma-separated",
                                 tooltip="Any further tags, comma-separated (e.g. 'synthesizer,romantic'); "

@@ -8,17 +8,19 @@ from ..heartmula_core.codec import decode, estimate_decode_bytes
 from ..heartmula_core.codes import check_codes
 from ..heartmula_core.settings import MAX_SEED, check_decoding, seeded_generator
 from . import memory
-from .base import HeartMuLaNode, schema
+from .base import CATEGORY, HeartMuLaNode
 from .types import CodecSocket, CodesSocket, audio_output
 
 
 class HeartCodecDecode(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaCodecDecode", "HeartCodec Decode",
-            "Turns audio tokens into a 48 kHz stereo waveform (flow matching, then the "
-            "waveform decoder), window by window.",
+        return io.Schema(
+            node_id="HeartMuLaCodecDecode",
+            display_name="HeartCodec Decode",
+            category=CATEGORY,
+            description="Turns audio tokens into a 48 kHz stereo waveform (flow matching, then the "
+                        "waveform decoder), window by window.",
             inputs=[
                 CodecSocket.Input("codec", tooltip="The codec from Load HeartCodec."),
                 CodesSocket.Input("codes", tooltip="Audio tokens from the HeartMuLa Sampler or Load HeartMuLa Codes."),

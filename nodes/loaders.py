@@ -15,91 +15,101 @@ from comfy_api.latest import io
 from ..heartmula_core.codec import load_codec
 from ..heartmula_core.lm.load import load_lm
 from . import memory, model_folders
-from .base import HeartMuLaNode, schema
-from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, LMSocket
+from .base import CATEGORY, HeartMuLaNode
+from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LMSocket
 
 log = logging.getLogger(__name__)
 
-
-def loader_inputs(kind: str, name: str, tooltip: str, default_dtype: str, dtype_tooltip: str, download_tooltip: str):
-    placement = memory.PLACEMENTS[kind]
-    return [io.Combo.Input(name, options=model_folders.choices(kind), tooltip=tooltip),
-            io.Combo.Input("dtype", options=list(placement.dtypes), default=default_dtype, tooltip=dtype_tooltip),
-            io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip)]
-
-
-def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable, wrap: Callable = memory.wrap):
-    """Resolve ``name``, then ``build(folder, dtype, offload_device)`` -> (model on the offload
-    device, what else the loader returned), wrapped. Returns (patcher, folder, dtype, loaded)."""
-    folder = model_folders.resolve(kind, name, download)
-    load_device, offload_device = memory.PLACEMENTS[kind].devices()
-    torch_dtype = memory.pick_dtype(kind, dtype, load_device)
-    model, loaded = build(folder, torch_dtype, offload_device)
-    patcher = wrap(model, load_device, offload_device)
-    log.info("HeartMuLa: loaded %s %s as %s (%.2f GB)", kind, folder, torch_dtype, patcher.size / 1e9)
-    return patcher, folder, torch_dtype, loaded
-
-
-def listening_build(loader: Callable):
-    """Load a transformers model on the CPU, move it to the offload device inside a HeldModel."""
-    def build(folder, dtype, offload_device):
-        loaded = loader(folder, dtype=dtype)
-        return memory.HeldModel(loaded.model.to(offload_device)), loaded
-    return build
-
-
-_DOWNLOAD_TOOLTIP = (
+DOWNLOAD_TOOLTIP = (
     "Fetch the folder from the Hugging Face Hub into the first HeartMuLa model folder when it is not "
     "there yet (several GB; an LM also needs the shared tokenizer.json and gen_config.json, fetched too). "
     "Off: a missing folder stops with the exact download command."
 )
 
 
+def loader_inputs(kind: str, folder_input: str, folder_tooltip: str, dtype_default: str, dtype_tooltip: str,
+                  download_tooltip: str = DOWNLOAD_TOOLTIP) -> list:
+    """The folder dropdown (installed folders, then official names), the dtype and 'download if missing'."""
+    return [io.Combo.Input(folder_input, options=model_folders.choices(kind), tooltip=folder_tooltip),
+            io.Combo.Input("dtype", options=list(memory.PLACEMENTS[kind].dtypes), default=dtype_default,
+                           tooltip=dtype_tooltip),
+            io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip)]
+
+
+def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable):
+    """Resolve (or download) folder ``name`` of ``kind`` and pick its dtype, then
+    ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries."""
+    folder = model_folders.resolve(kind, name, download)
+    load_device, offload_device = memory.PLACEMENTS[kind].devices()
+    torch_dtype = memory.pick_dtype(kind, dtype, load_device)
+    held = build(folder, torch_dtype, load_device, offload_device)
+    log.info("HeartMuLa: loaded %s %s as %s (%.2f GB)", kind, folder, torch_dtype, held.patcher.size / 1e9)
+    return held
+
+
+def listening(loader: Callable) -> Callable:
+    """How a ``transformers`` model is built: on the CPU, moved to the offload device inside a
+    HeldModel, in a plain ModelPatcher that always loads it whole."""
+    def build(folder, dtype, load_device, offload_device) -> ListeningModel:
+        loaded = loader(folder, dtype=dtype)
+        patcher = memory.wrap(memory.HeldModel(loaded.model.to(offload_device)), load_device, offload_device)
+        return ListeningModel(patcher=patcher, folder=folder, dtype=dtype, processor=loaded.processor)
+    return build
+
+
+def _lm(folder, dtype, load_device, offload_device) -> HeartMuLaLM:
+    """comfy.ops layers, in a plain ModelPatcher (a full load lets the frame step be a CUDA graph)."""
+    lm = load_lm(folder, device=offload_device, dtype=dtype, operations=memory.layer_operations())
+    return HeartMuLaLM(patcher=memory.wrap(lm.model, load_device, offload_device), folder=folder, dtype=dtype,
+                       tokenizer=lm.tokenizer, gen_config=lm.gen_config, config=lm.config)
+
+
+def _codec(folder, dtype, load_device, offload_device) -> HeartCodecModel:
+    """comfy.ops layers, in ComfyUI's CoreModelPatcher (paged by DynamicVRAM where the host has it)."""
+    model = load_codec(folder, device=offload_device, dtype=dtype, operations=memory.layer_operations())
+    return HeartCodecModel(patcher=memory.wrap_core(model, load_device, offload_device), folder=folder, dtype=dtype)
+
+
 class LoadHeartMuLaLM(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaLMLoader", "Load HeartMuLa LM",
-            "Loads a HeartMuLa language model (the part that writes the song as audio tokens).",
-            inputs=loader_inputs("lm", "model", "An LM folder under models/HeartMuLa (or another registered HeartMuLa "
-                                          "folder). Official names not downloaded yet are listed too.",
-                           "auto", "Weight and compute precision. auto = bf16 where the GPU supports it, "
-                                   "else fp32. fp16 may overflow; fp32 doubles memory.", _DOWNLOAD_TOOLTIP),
+        return io.Schema(
+            node_id="HeartMuLaLMLoader",
+            display_name="Load HeartMuLa LM",
+            category=CATEGORY,
+            description="Loads a HeartMuLa language model (the part that writes the song as audio tokens).",
+            inputs=loader_inputs(
+                "lm", "model", "An LM folder under models/HeartMuLa (or another registered HeartMuLa folder). "
+                "Official names not downloaded yet are listed too.",
+                "auto", "Weight and compute precision. auto = bf16 where the GPU supports it, else fp32. fp16 may "
+                "overflow; fp32 doubles memory."),
             outputs=[LMSocket.Output(display_name="lm", tooltip="The LM, its tokenizer and generation config.")],
         )
 
     @classmethod
     def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        def build(folder, torch_dtype, offload_device):
-            loaded = load_lm(folder, device=offload_device, dtype=torch_dtype, operations=memory.layer_operations())
-            return loaded.model, loaded
-
-        patcher, folder, torch_dtype, loaded = load_model("lm", model, dtype, download_if_missing, build)
-        return io.NodeOutput(HeartMuLaLM(patcher=patcher, folder=folder, dtype=torch_dtype, tokenizer=loaded.tokenizer,
-                                         gen_config=loaded.gen_config, config=loaded.config))
+        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm))
 
 
 class LoadHeartCodec(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaCodecLoader", "Load HeartCodec",
-            "Loads HeartCodec, which turns HeartMuLa's audio tokens into a 48 kHz stereo waveform.",
-            inputs=loader_inputs("codec", "codec", "A HeartCodec folder under models/HeartMuLa. Use HeartCodec-oss-20260123 "
-                                             "with the 20260123 and later LMs.",
-                           "fp32", "Precision of the codec's transformer (the rest stays fp32). The authors "
-                                   "report audible loss below fp32.", _DOWNLOAD_TOOLTIP),
+        return io.Schema(
+            node_id="HeartMuLaCodecLoader",
+            display_name="Load HeartCodec",
+            category=CATEGORY,
+            description="Loads HeartCodec, which turns HeartMuLa's audio tokens into a 48 kHz stereo waveform.",
+            inputs=loader_inputs(
+                "codec", "codec", "A HeartCodec folder under models/HeartMuLa. Use HeartCodec-oss-20260123 with the "
+                "20260123 and later LMs.",
+                "fp32", "Precision of the codec's transformer (the rest stays fp32). The authors report audible loss "
+                "below fp32."),
             outputs=[CodecSocket.Output(display_name="codec", tooltip="The codec.")],
         )
 
     @classmethod
     def execute(cls, codec: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        def build(folder, torch_dtype, offload_device):
-            model = load_codec(folder, device=offload_device, dtype=torch_dtype, operations=memory.layer_operations())
-            return model, model
-
-        patcher, folder, torch_dtype, _ = load_model("codec", codec, dtype, download_if_missing, build, memory.wrap_core)
-        return io.NodeOutput(HeartCodecModel(patcher=patcher, folder=folder, dtype=torch_dtype))
+        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec))
 
 
 NODES = [LoadHeartMuLaLM, LoadHeartCodec]

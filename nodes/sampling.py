@@ -10,17 +10,19 @@ from ..heartmula_core.lm.budget import check_fits, estimate_generation_bytes, fr
 from ..heartmula_core.lm.generate import generate
 from ..heartmula_core.settings import MAX_SEED, check_sampling, check_seed
 from . import memory
-from .base import HeartMuLaNode, schema
+from .base import CATEGORY, HeartMuLaNode
 from .types import CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
 
 
 class HeartMuLaSampler(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaSampler", "HeartMuLa Sampler",
-            f"Writes the song as audio tokens, {FRAME_RATE} frames per second, until the model ends it "
-            "or the length limit is reached.",
+        return io.Schema(
+            node_id="HeartMuLaSampler",
+            display_name="HeartMuLa Sampler",
+            category=CATEGORY,
+            description=f"Writes the song as audio tokens, {FRAME_RATE} frames per second, until the model ends it "
+                        "or the length limit is reached.",
             inputs=[
                 LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
                 PromptSocket.Input("prompt", tooltip="Tags and lyrics from HeartMuLa Lyrics & Tags."),

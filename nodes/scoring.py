@@ -16,11 +16,20 @@ from ..heartmula_core.listening.audio_in import audible_length
 from ..heartmula_core.listening.clap import clap_scores, estimate_clap_bytes, load_clap
 from ..heartmula_core.listening.metrics import lyric_accuracy_batch
 from . import memory
-from .base import HeartMuLaNode, schema
-from .loaders import listening_build, load_model, loader_inputs
-from .types import ClapSocket, CodesSocket, HeartMuLaCodes, ListeningModel, PromptSocket
+from .base import CATEGORY, HeartMuLaNode
+from .loaders import listening, load_model, loader_inputs
+from .types import ClapSocket, CodesSocket, HeartMuLaCodes, PromptSocket
 
 WINDOWS_PER_BATCH = 16
+
+
+def _text_or_prompt(name: str, meaning: str, field: str, noun: str) -> list:
+    """A text box ``name`` and an optional prompt whose ``field`` (tags, lyrics) stands in for an
+    empty box."""
+    return [io.String.Input(name, multiline=True, default="",
+                            tooltip=f"{meaning}. Empty: the {field} of the connected prompt."),
+            PromptSocket.Input("prompt", optional=True,
+                               tooltip=f"When connected and the {name} is empty, its {field} are the {noun}.")]
 
 
 def tags_as_text(tags: str) -> str:
@@ -31,39 +40,38 @@ def tags_as_text(tags: str) -> str:
 class LoadCLAP(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaClapLoader", "Load CLAP",
-            "Loads a CLAP audio-text model in Hugging Face format (e.g. larger_clap_music) from "
-            "models/CLAP or models/HeartMuLa, to score how well songs match a description.",
-            inputs=loader_inputs("clap", "model", "A CLAP folder (config.json with model_type 'clap', weights, "
-                                            "preprocessor_config.json, tokenizer).",
-                           "fp32", "fp32 is exact and CLAP is small; auto = fp16 on a GPU that runs it well.",
-                           "Fetch larger_clap_music from the Hugging Face Hub into models/CLAP when it is not "
-                           "there yet."),
+        return io.Schema(
+            node_id="HeartMuLaClapLoader",
+            display_name="Load CLAP",
+            category=CATEGORY,
+            description="Loads a CLAP audio-text model in Hugging Face format (e.g. larger_clap_music) from "
+                        "models/CLAP or models/HeartMuLa, to score how well songs match a description.",
+            inputs=loader_inputs(
+                "clap", "model", "A CLAP folder (config.json with model_type 'clap', weights, "
+                "preprocessor_config.json, tokenizer).",
+                "fp32", "fp32 is exact and CLAP is small; auto = fp16 on a GPU that runs it well.",
+                "Fetch larger_clap_music from the Hugging Face Hub into models/CLAP when it is not there yet."),
             outputs=[ClapSocket.Output(display_name="clap")],
         )
 
     @classmethod
     def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        patcher, folder, torch_dtype, loaded = load_model("clap", model, dtype, download_if_missing, listening_build(load_clap))
-        return io.NodeOutput(ListeningModel(patcher=patcher, folder=folder, dtype=torch_dtype,
-                                            processor=loaded.processor))
+        return io.NodeOutput(load_model("clap", model, dtype, download_if_missing, listening(load_clap)))
 
 
 class ClapScore(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaClapScore", "CLAP Score",
-            "How well each song matches a text (cosine similarity of CLAP audio and text embeddings, "
-            "averaged over the song's windows; higher is better).",
+        return io.Schema(
+            node_id="HeartMuLaClapScore",
+            display_name="CLAP Score",
+            category=CATEGORY,
+            description="How well each song matches a text (cosine similarity of CLAP audio and text embeddings, "
+                        "averaged over the song's windows; higher is better).",
             inputs=[
                 ClapSocket.Input("clap", tooltip="From Load CLAP."),
                 io.Audio.Input("audio", tooltip="Any AUDIO; resampled to the model's rate and mixed to mono."),
-                io.String.Input("text", multiline=True, default="",
-                                tooltip="The description to compare with. Empty: the tags of the connected prompt."),
-                PromptSocket.Input("prompt", optional=True,
-                                   tooltip="When connected and the text is empty, its tags are the description."),
+                *_text_or_prompt("text", "The description to compare with", "tags", "description"),
             ],
             outputs=[
                 io.Float.Output(display_name="score", is_output_list=True, tooltip="One score per song, in [-1, 1]."),
@@ -94,19 +102,18 @@ def _first(values, default=None):
 class LyricAccuracy(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaLyricAccuracy", "Lyric Accuracy",
-            "Word and character error rates of each transcription against the lyrics the song was "
-            "meant to sing (section tags, punctuation and case ignored; lower is better). Use the "
-            "character rate for Chinese, Japanese and Korean.",
+        return io.Schema(
+            node_id="HeartMuLaLyricAccuracy",
+            display_name="Lyric Accuracy",
+            category=CATEGORY,
+            description="Word and character error rates of each transcription against the lyrics the song was "
+                        "meant to sing (section tags, punctuation and case ignored; lower is better). Use the "
+                        "character rate for Chinese, Japanese and Korean.",
             is_input_list=True,
             inputs=[
                 io.String.Input("transcription", force_input=True,
                                 tooltip="From Transcribe Lyrics: one text per song."),
-                io.String.Input("reference", multiline=True, default="",
-                                tooltip="The intended lyrics. Empty: the lyrics of the connected prompt."),
-                PromptSocket.Input("prompt", optional=True,
-                                   tooltip="When connected and the reference is empty, its lyrics are the reference."),
+                *_text_or_prompt("reference", "The intended lyrics", "lyrics", "reference"),
             ],
             outputs=[
                 io.Float.Output(display_name="wer", is_output_list=True, tooltip="Word error rate per song."),
@@ -152,10 +159,12 @@ def weighted_totals(scores: list[list[float]], weights: list[float]) -> list[flo
 class PickBestTake(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaPickBestTake", "Pick Best Take",
-            "Keeps the take with the highest weighted score: weight_a * score_a + weight_b * score_b. "
-            "Give error rates (WER, CER) a negative weight, since lower is better.",
+        return io.Schema(
+            node_id="HeartMuLaPickBestTake",
+            display_name="Pick Best Take",
+            category=CATEGORY,
+            description="Keeps the take with the highest weighted score: weight_a * score_a + weight_b * score_b. "
+                        "Give error rates (WER, CER) a negative weight, since lower is better.",
             is_input_list=True,
             inputs=[
                 io.Audio.Input("audio", tooltip="The takes (a batch, or a list of AUDIO)."),

@@ -8,9 +8,9 @@ from comfy_api.latest import io
 from ..heartmula_core.listening.transcribe import (DEFAULT_TEMPERATURES, estimate_transcribe_bytes, load_transcriber,
                                                    transcribe)
 from . import memory
-from .base import HeartMuLaNode, schema
-from .loaders import listening_build, load_model, loader_inputs
-from .types import ListeningModel, TranscriptorSocket
+from .base import CATEGORY, HeartMuLaNode
+from .loaders import listening, load_model, loader_inputs
+from .types import TranscriptorSocket
 
 LANGUAGES = ["auto", "en", "zh", "ja", "ko", "yue", "es", "fr", "de", "it", "pt", "ru", "nl", "sv", "pl",
              "tr", "ar", "hi", "id", "th", "vi", "ms", "tl", "uk"]
@@ -20,32 +20,33 @@ CHUNKS_PER_BATCH = 4
 class LoadHeartTranscriptor(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaTranscriptorLoader", "Load HeartTranscriptor",
-            "Loads HeartTranscriptor, a Whisper model tuned to transcribe sung lyrics (any Whisper "
-            "folder in Hugging Face format works too).",
-            inputs=loader_inputs("whisper", "model", "A Whisper folder under models/HeartMuLa, e.g. HeartTranscriptor-oss.",
-                           "auto", "auto = fp16 on a GPU that runs it well, fp32 on the CPU.",
-                           "Fetch HeartTranscriptor-oss from the Hugging Face Hub (about 3 GB) when it is not "
-                           "there yet."),
+        return io.Schema(
+            node_id="HeartMuLaTranscriptorLoader",
+            display_name="Load HeartTranscriptor",
+            category=CATEGORY,
+            description="Loads HeartTranscriptor, a Whisper model tuned to transcribe sung lyrics (any Whisper "
+                        "folder in Hugging Face format works too).",
+            inputs=loader_inputs(
+                "whisper", "model", "A Whisper folder under models/HeartMuLa, e.g. HeartTranscriptor-oss.",
+                "auto", "auto = fp16 on a GPU that runs it well, fp32 on the CPU.",
+                "Fetch HeartTranscriptor-oss from the Hugging Face Hub (about 3 GB) when it is not there yet."),
             outputs=[TranscriptorSocket.Output(display_name="transcriptor")],
         )
 
     @classmethod
     def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        patcher, folder, torch_dtype, loaded = load_model("whisper", model, dtype, download_if_missing,
-                                                     listening_build(load_transcriber))
-        return io.NodeOutput(ListeningModel(patcher=patcher, folder=folder, dtype=torch_dtype,
-                                            processor=loaded.processor))
+        return io.NodeOutput(load_model("whisper", model, dtype, download_if_missing, listening(load_transcriber)))
 
 
 class TranscribeLyrics(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return schema(
-            "HeartMuLaTranscribeLyrics", "Transcribe Lyrics",
-            "Writes down the lyrics sung in each song of an AUDIO batch (one text per song). "
-            "Songs longer than 30 s are transcribed in chunks cut at quiet moments.",
+        return io.Schema(
+            node_id="HeartMuLaTranscribeLyrics",
+            display_name="Transcribe Lyrics",
+            category=CATEGORY,
+            description="Writes down the lyrics sung in each song of an AUDIO batch (one text per song). "
+                        "Songs longer than 30 s are transcribed in chunks cut at quiet moments.",
             inputs=[
                 TranscriptorSocket.Input("transcriptor", tooltip="From Load HeartTranscriptor."),
                 io.Audio.Input("audio", tooltip="Any AUDIO: mixed to mono and resampled to 16 kHz."),

@@ -17,7 +17,7 @@ import torch
 from ..audio_files import audio_format, write_audio, write_waveform
 from ..checkpoints.folders import codec_folder_near, resolve_folder
 from ..codec.config import CodecConfig
-from ..codes import FRAME_RATE, load_codes, save_codes
+from ..codes import load_codes, samples_for, save_codes
 from ..runtime import memory_errors, pick_device, pick_dtype
 from ..settings import seeded_generator
 from .checks import audio_targets, check_codec_memory, check_decode_args, check_distinct, check_sample_args, codes_target
@@ -60,7 +60,7 @@ def run_decoding(args, plan, codes: torch.Tensor, lengths: torch.Tensor) -> str:
                           generator=seeded_generator(args.seed, "cpu", "--seed"), on_step=progress)
     seconds = time.perf_counter() - start
     rate = codec.config.sample_rate
-    samples = [int(n / FRAME_RATE * rate) for n in lengths.tolist()]
+    samples = [samples_for(n, rate) for n in lengths.tolist()]
     if wave is not None:
         write_waveform(wave, waveform)
     paths = write_audio(args.out, waveform, samples, rate, targets)

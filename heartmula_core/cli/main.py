@@ -1,4 +1,4 @@
-"""Command line: ``python -m heartmula_core {sample,decode,generate} ...`` (see README). Every error
+"""Command line: ``python -m heartmula_core {sample,batch,decode,generate} ...`` (see README). Every error
 we raise on purpose ends as one ``error: ...`` line and exit status 2."""
 
 from __future__ import annotations
@@ -7,13 +7,14 @@ import argparse
 import sys
 
 from ..errors import HeartMuLaError
-from . import decode, sample
+from . import batch, decode, sample
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m heartmula_core", description="HeartMuLa music generation")
     sub = parser.add_subparsers(dest="command", required=True)
     sample.register(sub)
+    batch.register(sub)
     decode.register(sub)
     return parser
 
