@@ -38,7 +38,7 @@ _RUNS_WELL = {torch.bfloat16: lambda device: mm.should_use_bf16(device),
 @dataclass(frozen=True)
 class Placement:
     """Where a kind of model lives and in which precision: its (load, offload) devices, the dtype
-    choices its loader offers (the first entry is not always the default) and what ``auto`` means."""
+    choices its loader node offers, and what ``auto`` means."""
 
     devices: Callable[[], tuple]
     dtypes: tuple[str, ...]
@@ -51,7 +51,7 @@ PLACEMENTS = {
                     torch.bfloat16),
     # ComfyUI's VAE devices (honours --cpu-vae); the authors report audible loss below fp32, so no auto
     "codec": Placement(lambda: (mm.vae_device(), mm.vae_offload_device()), ("fp32", "bf16", "fp16"), torch.float32),
-    # the text encoders' devices, as other pack-loaded transformers models use
+    # ComfyUI's text-encoder devices: like the text encoders, these are transformers models
     "whisper": Placement(lambda: (mm.text_encoder_device(), mm.text_encoder_offload_device()),
                          ("auto", "fp16", "fp32"), torch.float16),
     "clap": Placement(lambda: (mm.text_encoder_device(), mm.text_encoder_offload_device()),
