@@ -28,9 +28,9 @@ import comfy.model_patcher
 import comfy.ops
 import comfy.utils
 
+from ..heartmula_core.runtime import DTYPES
 from ..heartmula_core.weights import module_bytes
 
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 _RUNS_WELL = {torch.bfloat16: lambda device: mm.should_use_bf16(device),
               torch.float16: lambda device: mm.should_use_fp16(device)}
 
@@ -68,7 +68,7 @@ def pick_dtype(kind: str, choice: str, load_device) -> torch.dtype:
     if choice == "auto":
         prefer = placement.auto
         return prefer if prefer in _RUNS_WELL and _RUNS_WELL[prefer](load_device) else torch.float32
-    return _DTYPES[choice]
+    return DTYPES[choice]
 
 
 def layer_operations():

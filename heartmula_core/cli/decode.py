@@ -18,7 +18,7 @@ from ..audio_files import audio_format, write_audio, write_waveform
 from ..checkpoints.folders import codec_folder_near, resolve_folder
 from ..codec.config import CodecConfig
 from ..codes import load_codes, samples_for, save_codes
-from ..runtime import memory_errors, pick_device, pick_dtype
+from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES, memory_errors, pick_device, pick_dtype
 from ..settings import seeded_generator
 from .checks import audio_targets, check_codec_memory, check_decode_args, check_distinct, check_sample_args, codes_target
 from .progress import TerminalProgress
@@ -99,8 +99,8 @@ def register(subparsers) -> None:
     d.add_argument("--model-dir", required=True, help="HeartCodec folder (or the root that holds it)")
     d.add_argument("--codes", required=True, help="codes file written by 'sample' (codes [B,8,T], lengths [B])")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    d.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    d.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    d.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                    help="flow-matching transformer dtype (auto = fp32); the conv decoder is always fp32")
     add_decode_options(d)
     d.set_defaults(func=cmd_decode)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..codes import FRAME_RATE
-from ..runtime import memory_errors, pick_device, pick_dtype
+from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES, memory_errors, pick_device, pick_dtype
 from ..text_input import text_or_file
 from .checks import check_lm_memory, check_sample_args, codes_target
 from .progress import TerminalProgress
@@ -22,8 +22,8 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--cfg", type=float, default=1.5, help="classifier-free guidance scale (1.0 = off)")
     p.add_argument("--batch", type=int, default=1, help="independent songs sampled together")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
 
 
 def prepare_sampling(args, device, dtype, codebook_size: int | None = None):
