@@ -7,9 +7,9 @@ from pathlib import Path
 
 import soundfile
 
-# cli_sample.TerminalProgress binds sys.stderr as a default argument when first imported; import it
-# now, outside any capsys capture, or a later test would print to a closed captured stream.
-import heartmula_core.cli_sample  # noqa: F401,E402
+# The CLI's progress bar is imported now, outside any capsys capture, so no later test can find it
+# bound to a closed captured stream.
+import heartmula_core.cli.progress  # noqa: F401,E402
 
 CKPT = Path(__file__).parent / "data" / "tiny" / "ckpt"
 SIX_JOBS = [
@@ -40,7 +40,7 @@ def output_files(out: Path) -> dict[str, bytes]:
 
     Codes files are compared by content: safetensors writes its metadata in hash-map order, which
     changes from process to process, so two identical codes files need not be identical bytes."""
-    from heartmula_core.codes_file import load_codes
+    from heartmula_core.codes import load_codes
 
     files = {}
     for p in sorted(out.iterdir()):

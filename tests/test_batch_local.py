@@ -15,7 +15,7 @@ from heartmula_core.__main__ import main
 from heartmula_core.batch import driver
 from heartmula_core.batch.driver import BatchOptions, run_batch
 from heartmula_core.batch.worker import SongMaker
-from heartmula_core.codes_file import load_codes
+from heartmula_core.codes import load_codes
 
 from batch_jobs import CKPT, SIX_JOBS, check_complete, manifest_lines, output_files, write_jobs
 
@@ -138,12 +138,12 @@ def test_a_failed_job_is_retried_once_then_reported(tmp_path, monkeypatch, capsy
 
 
 def test_prompt_too_long_is_reported_before_any_model_loads(tmp_path, monkeypatch):
-    import heartmula_core.checkpoints as checkpoints
+    import heartmula_core.lm.load as lm_load
 
     def no_load(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(checkpoints, "load_lm", no_load)
+    monkeypatch.setattr(lm_load, "load_lm", no_load)
     jobs = [SIX_JOBS[0], {**SIX_JOBS[1], "seconds": 170}]  # the tiny LM's context holds 2048 positions
     write_jobs(tmp_path / "jobs.jsonl", jobs)
     opts = BatchOptions(jobs=str(tmp_path / "jobs.jsonl"), model_dir=str(CKPT), out=str(tmp_path / "out"))

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_importing_the_library_and_building_the_cli_does_not_import_ray():
-    code = ("import sys, heartmula_core, heartmula_core.__main__ as m; m.build_parser(); "
+    code = ("import sys, heartmula_core, heartmula_core.cli.main as m; m.build_parser(); "
             "import heartmula_core.batch.driver, heartmula_core.batch.local; "
             "print(sorted(n for n in sys.modules if n == 'ray' or n.startswith('ray.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

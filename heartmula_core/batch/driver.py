@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 from ..errors import HeartMuLaError
 from .jobs import Job, describe_problems, parse_jobs
@@ -58,18 +57,18 @@ class BatchSummary:
 
 def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str) -> None:
     """Every prompt fits the LM's context with its length limit; needs only tokenizer.json and config.json."""
-    from ..checkpoints import load_tokenizer, resolve_lm_folder
+    from ..lm.budget import check_fits, frames_for_seconds
     from ..lm.config import GenConfig, HeartMuLaConfig
-    from ..lm.generate import check_fits, frames_for_seconds
-    from ..prompt import build_prompt
+    from ..lm.load import load_tokenizer, resolve_lm_folder
+    from ..lm.prompt import build_prompt
 
     files = resolve_lm_folder(model_dir)
     tokenizer, gen_config = load_tokenizer(files.tokenizer), GenConfig.from_file(files.gen_config)
-    shape_only = SimpleNamespace(config=HeartMuLaConfig.from_file(files.config))  # check_fits reads the config only
+    config = HeartMuLaConfig.from_file(files.config)
     problems = []
     for job in jobs:
         try:
-            check_fits(shape_only, build_prompt(tokenizer, gen_config, job.tags, job.lyrics),
+            check_fits(config, build_prompt(tokenizer, gen_config, job.tags, job.lyrics),
                        frames_for_seconds(job.seconds))
         except HeartMuLaError as exc:
             problems.append((job.line, f"job '{job.id}': {exc}"))
@@ -105,13 +104,13 @@ def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSumma
 def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
     """Prompt lengths and the codec folder, from this machine's copy of the model folder. On Ray the
     folder may exist on the workers only: then the workers find these problems."""
-    from ..cli_codec import _codec_folder_near
+    from ..checkpoints.folders import codec_folder_near
 
     if opts.ray is not None and not Path(opts.model_dir).expanduser().exists():
         say(f"batch: {opts.model_dir} is not on this machine; prompt lengths are checked on the workers")
         return
     check_prompts_fit(pending, opts.model_dir, opts.jobs)
-    _codec_folder_near(opts.model_dir)
+    codec_folder_near(opts.model_dir)
 
 
 def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:

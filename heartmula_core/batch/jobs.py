@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..errors import HeartMuLaError
-from ..prompt import read_text
+from ..settings import MAX_SEED
+from ..text_input import text_or_file
 
-MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
 MAX_BATCH = 64
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
@@ -108,7 +108,7 @@ def _text_problem(record: dict, name: str) -> str | None:
     if not isinstance(value, str):
         return f"'{name}' must be a string, got {json.dumps(value)[:40]}"
     try:
-        text = read_text(value, name)
+        text = text_or_file(value, name)
     except HeartMuLaError as exc:
         return str(exc)
     if not text.strip():

@@ -1,7 +1,7 @@
 """The driver's writes for one finished job: audio, codes, then its manifest line (last).
 
-Audio and codes go through the command line's writers (``cli_codec.write_audio``,
-``codes_file.save_codes``), which write a temporary file and rename it, so a job's files are either
+Audio and codes go through the command line's writers (``audio_files.write_audio``,
+``codes.save_codes``), which write a temporary file and rename it, so a job's files are either
 absent or complete; the manifest line, appended after both, is what marks the job done.
 """
 
@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..audio_files import writable_format, write_audio
+from ..codes import save_codes
 from ..errors import HeartMuLaError
 from .jobs import Job
 from .manifest import Manifest, prompt_digest
@@ -24,16 +26,9 @@ FORMATS = ("flac", "wav", "mp3")
 
 def check_format(fmt: str) -> None:
     """Fail before any model loads when this soundfile cannot write ``fmt`` (MP3 needs libsndfile >= 1.1)."""
-    import soundfile
-
-    from ..cli_codec import AUDIO_FORMATS
-
     if fmt not in FORMATS:
         raise HeartMuLaError(f"--format {fmt}: use one of {', '.join(FORMATS)}.")
-    kind = AUDIO_FORMATS["." + fmt][0]
-    if kind not in soundfile.available_formats():
-        raise HeartMuLaError(f"--format {fmt}: this soundfile/libsndfile ({soundfile.__libsndfile_version__}) "
-                             "cannot write it; use flac or wav, or install libsndfile >= 1.1 for MP3.")
+    writable_format("." + fmt, f"--format {fmt}")
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -47,9 +42,6 @@ def codes_name(job: Job) -> str:
 
 def write_job(out_dir: Path, job: Job, result: SongResult, fmt: str) -> tuple[list[str], float]:
     """Audio file(s) and the codes file of one job; returns their names and the seconds it took."""
-    from ..cli_codec import write_audio
-    from ..codes_file import save_codes
-
     start = time.perf_counter()
     paths = write_audio(out_dir / f"{job.id}.{fmt}", _tensor(result.waveform), result.samples, result.sample_rate)
     save_codes(out_dir / codes_name(job), _tensor(result.codes), _tensor(result.lengths))

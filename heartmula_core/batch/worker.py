@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..codes import samples_for
 from .jobs import Job
-
-FRAME_RATE = 12.5
 
 
 @dataclass(frozen=True)
@@ -49,16 +48,16 @@ class SongMaker:
     """Loads the models once (``__init__``), then ``make(job)`` per job."""
 
     def __init__(self, spec: WorkerSpec):
-        from ..checkpoints import load_lm
-        from ..cli_codec import _codec_folder_near
+        from ..checkpoints.folders import codec_folder_near
         from ..codec import load_codec
+        from ..lm.load import load_lm
         from ..runtime import pick_device, pick_dtype
 
         if spec.threads:
             torch.set_num_threads(spec.threads)
         self.spec = spec
         self.device = pick_device(spec.device)
-        codec_dir = _codec_folder_near(spec.model_dir)  # fail before the slow LM load if it is missing
+        codec_dir = codec_folder_near(spec.model_dir)  # fail before the slow LM load if it is missing
         lm_dtype = pick_dtype(spec.dtype, self.device)
         codec_dtype = pick_dtype(spec.dtype, self.device, default_gpu=torch.float32)
         park = torch.device("cpu") if spec.offload else self.device
@@ -78,8 +77,9 @@ class SongMaker:
             active.to(self.device)
 
     def sample(self, job: Job):
-        from ..lm.generate import frames_for_seconds, generate
-        from ..prompt import build_prompt
+        from ..lm.budget import frames_for_seconds
+        from ..lm.generate import generate
+        from ..lm.prompt import build_prompt
 
         self._on_device(self.lm.model, self.codec)
         prompt = build_prompt(self.lm.tokenizer, self.lm.gen_config, job.tags, job.lyrics)
@@ -102,7 +102,7 @@ class SongMaker:
         waveform = self.decode(job, codes, lengths)
         t2 = time.perf_counter()
         rate = self.codec.config.sample_rate
-        samples = [int(n / FRAME_RATE * rate) for n in lengths.tolist()]  # as cli_codec.run_decoding
+        samples = [samples_for(n, rate) for n in lengths.tolist()]
         return SongResult(codes.numpy(), lengths.numpy(), waveform.numpy(), samples, rate, prompt_tokens,
                           t1 - t0, t2 - t1, self.name)
 

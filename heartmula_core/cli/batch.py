@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .driver import BatchOptions, run_batch
-from .jobs import SETTINGS
-from .outputs import FORMATS
+from ..batch.driver import BatchOptions, run_batch
+from ..batch.jobs import SETTINGS
+from ..batch.outputs import FORMATS
+from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES
 
 EPILOG = """\
 jobs file: one JSON object per line, e.g.
@@ -26,8 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--model-dir", required=True, help="HeartMuLa download root (LM + codec folders), or the LM folder")
     p.add_argument("--out", required=True, help="output folder (created; holds manifest.jsonl)")
     p.add_argument("--format", default="flac", choices=FORMATS, help="audio format (mp3 needs libsndfile >= 1.1)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                    help="LM dtype (auto: bf16 on GPU, fp32 on CPU); the codec stays fp32 unless set")
     p.add_argument("--threads", type=int, help="torch CPU threads per worker (default: torch's; Ray: --cpus-per-worker)")
     p.add_argument("--offload", action="store_true",
