@@ -21,7 +21,7 @@ from ..codes import load_codes, samples_for, save_codes
 from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES, memory_errors, pick_device, pick_dtype
 from ..settings import seeded_generator
 from .checks import audio_targets, check_codec_memory, check_decode_args, check_distinct, check_sample_args, codes_target
-from .progress import TerminalProgress
+from .progress import StepBar
 from .sample import add_sample_options, run_sampling
 
 
@@ -53,11 +53,11 @@ def run_decoding(args, plan, codes: torch.Tensor, lengths: torch.Tensor) -> str:
 
     device, dtype, folder, targets, wave, needed = plan
     codec = load_codec(folder, device=device, dtype=dtype)
-    progress = TerminalProgress("decoding")
     start = time.perf_counter()
-    with memory_errors(needed, device, f"Decoding {len(lengths)} song(s)", "Decode fewer songs at once."):
+    with StepBar("decoding", "step") as bar, \
+            memory_errors(needed, device, f"Decoding {len(lengths)} song(s)", "Decode fewer songs at once."):
         waveform = decode(codec, codes, lengths, steps=args.steps, guidance=args.guidance,
-                          generator=seeded_generator(args.seed, "cpu", "--seed"), on_step=progress)
+                          generator=seeded_generator(args.seed, "cpu", "--seed"), on_step=bar)
     seconds = time.perf_counter() - start
     rate = codec.config.sample_rate
     samples = [samples_for(n, rate) for n in lengths.tolist()]
