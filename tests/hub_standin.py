@@ -138,9 +138,13 @@ def hub_env(url: str | None, hf_home: Path, offline: bool = False) -> dict[str, 
 
 
 def point_hub_at(monkeypatch, url: str, hf_home: Path) -> None:
-    """The same for huggingface_hub already imported in this process: its endpoint is read into
-    module constants at import (and copied into other modules by ``from ... import``)."""
+    """The same for huggingface_hub in this process: its endpoint is read into module constants at
+    import and copied into other modules by ``from ... import``. The modules a download uses are
+    imported first, so none copies the stand-in's address after this (monkeypatch could not undo that)."""
+    import huggingface_hub._snapshot_download  # noqa: F401
     import huggingface_hub.constants as constants
+    import huggingface_hub.file_download  # noqa: F401
+    import huggingface_hub.hf_api  # noqa: F401
 
     old = constants.ENDPOINT
     for name, module in list(sys.modules.items()):
