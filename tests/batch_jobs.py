@@ -7,10 +7,6 @@ from pathlib import Path
 
 import soundfile
 
-# The CLI's progress bar is imported now, outside any capsys capture, so no later test can find it
-# bound to a closed captured stream.
-import heartmula_core.cli.progress  # noqa: F401,E402
-
 CKPT = Path(__file__).parent / "data" / "tiny" / "ckpt"
 SIX_JOBS = [
     {"id": f"song-{i}", "tags": tags, "lyrics": lyrics, "seconds": seconds, "seed": 10 + i, "decode_steps": 3}

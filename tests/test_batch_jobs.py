@@ -7,8 +7,6 @@ import pytest
 from heartmula_core.__main__ import main
 from heartmula_core.batch.jobs import MAX_SEED, JobsError, parse_jobs
 
-import batch_jobs  # noqa: F401 (imports the progress bar outside capsys, see there)
-
 GOOD = {"id": "a", "tags": "piano", "lyrics": "la la", "seconds": 2, "seed": 1}
 
 

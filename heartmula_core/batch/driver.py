@@ -30,6 +30,7 @@ class BatchOptions:
     threads: int | None = None
     offload: bool = False
     defaults: dict = field(default_factory=dict)  # command-line defaults of the optional job fields
+    download: bool = False  # fetch the official models the model folder lacks (checkpoints/fetch.py)
     ray: str | None = None  # None: embedded; "local": start a local cluster; else an address ("auto", host:port)
     workers: int | None = None
     cpus_per_worker: int = 1
@@ -102,13 +103,16 @@ def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSumma
 
 
 def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
-    """Prompt lengths and the codec folder, from this machine's copy of the model folder. On Ray the
-    folder may exist on the workers only: then the workers find these problems."""
+    """The models (fetched first with ``download``), prompt lengths and the codec folder, from this
+    machine's copy of the model folder. On Ray the folder may exist on the workers only: then the
+    workers find these problems."""
+    from ..checkpoints.fetch import fetch_models
     from ..checkpoints.folders import codec_folder_near
 
-    if opts.ray is not None and not Path(opts.model_dir).expanduser().exists():
+    if opts.ray is not None and not opts.download and not Path(opts.model_dir).expanduser().exists():
         say(f"batch: {opts.model_dir} is not on this machine; prompt lengths are checked on the workers")
         return
+    fetch_models(opts.model_dir, opts.download, say=say)
     check_prompts_fit(pending, opts.model_dir, opts.jobs)
     codec_folder_near(opts.model_dir)
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
+
+from ..terminal_bar import stream_now, terminal_bar
 
 
 class RunProgress:
     def __init__(self, total_songs: int, stream=None):
-        from tqdm import tqdm
-
-        self.stream = stream or sys.stderr
+        self.stream = stream_now(stream)  # messages go where the bar goes
         self.start = time.perf_counter()
         self.songs = 0
-        # disable=None: tqdm turns itself off when the stream is not a terminal (logs stay clean)
-        self.bar = tqdm(total=total_songs, unit="song", desc="batch", file=self.stream, disable=None,
-                        smoothing=0, dynamic_ncols=True)
+        self.bar = terminal_bar("batch", "song", total=total_songs, stream=self.stream, smoothing=0)
 
     def songs_per_hour(self) -> float:
         return 3600.0 * self.songs / max(time.perf_counter() - self.start, 1e-9)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import CheckpointError
-from .folders import list_folders, missing_shared
+from .folders import list_folders, missing_shared, weight_files
 from .kinds import KINDS, SHARED_REPO, hf_command
 
 
@@ -44,6 +44,20 @@ def download_commands(kind: str, name: str, root: Path) -> list[str]:
     return shared + [hf_command(model.repos[name], root / name)]
 
 
+def complete(folder: Path, kind: str) -> bool:
+    """A config.json and, for the models we load ourselves (LM, codec), every weight file: what a
+    download stopped half way (Ctrl-C, a full disk) lacks."""
+    if not (Path(folder) / "config.json").is_file():
+        return False
+    if kind not in ("lm", "codec"):
+        return True
+    try:
+        weight_files(Path(folder), kind)
+    except CheckpointError:
+        return False
+    return True
+
+
 def _hub():
     import huggingface_hub
 
@@ -59,8 +73,10 @@ def download(kind: str, name: str, root: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         for filename in missing_shared(target, kind):
             hub.hf_hub_download(repo_id=SHARED_REPO, filename=filename, local_dir=str(root))
-        if not (target / "config.json").is_file():
+        if not complete(target, kind):
             hub.snapshot_download(repo_id=model.repos[name], local_dir=str(target))
+        if not complete(target, kind):  # huggingface_hub hands back a partial folder when offline
+            raise OSError(f"{target} is still incomplete (the Hub could not be reached?)")
     except Exception as exc:  # network, disk, auth: say what to run by hand
         commands = "\n  ".join(download_commands(kind, name, Path(root)))
         raise CheckpointError(
@@ -80,9 +96,9 @@ def resolve(kind: str, name: str, roots: list[Path], download_root: Path, allow_
     if name in found:
         folder = found[name]
         missing = missing_shared(folder, kind)
-        if not missing:
+        if not missing and (not allow_download or name not in model.repos or complete(folder, kind)):
             return folder
-        if allow_download:
+        if allow_download:  # shared files, or an official folder a stopped download left incomplete
             return download(kind, name, folder.parent)
         raise CheckpointError(
             f"{model.label} folder {folder} was found, but {' and '.join(missing)} (shared by all of them) is "

@@ -9,6 +9,7 @@ from ..batch.driver import BatchOptions, run_batch
 from ..batch.jobs import SETTINGS
 from ..batch.outputs import FORMATS
 from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES
+from .first_run import add_download_option
 
 EPILOG = """\
 jobs file: one JSON object per line, e.g.
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("jobs", help="JSONL file, one job per line")
     p.add_argument("--model-dir", required=True, help="HeartMuLa download root (LM + codec folders), or the LM folder")
     p.add_argument("--out", required=True, help="output folder (created; holds manifest.jsonl)")
+    add_download_option(p)
     p.add_argument("--format", default="flac", choices=FORMATS, help="audio format (mp3 needs libsndfile >= 1.1)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
@@ -53,7 +55,8 @@ def options_from_args(args) -> BatchOptions:
                 "decode_steps": args.steps, "decode_guidance": args.guidance}
     return BatchOptions(jobs=args.jobs, model_dir=args.model_dir, out=args.out, format=args.format,
                         device=args.device, dtype=args.dtype, threads=args.threads, offload=args.offload,
-                        defaults=defaults, ray=args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker)
+                        defaults=defaults, download=args.download, ray=args.ray, workers=args.workers,
+                        cpus_per_worker=args.cpus_per_worker)
 
 
 def cmd_batch(args) -> int:

@@ -21,7 +21,8 @@ from ..codes import load_codes, samples_for, save_codes
 from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES, memory_errors, pick_device, pick_dtype
 from ..settings import seeded_generator
 from .checks import audio_targets, check_codec_memory, check_decode_args, check_distinct, check_sample_args, codes_target
-from .progress import TerminalProgress
+from .first_run import add_download_option, fetch_missing
+from .progress import StepBar
 from .sample import add_sample_options, run_sampling
 
 
@@ -53,11 +54,11 @@ def run_decoding(args, plan, codes: torch.Tensor, lengths: torch.Tensor) -> str:
 
     device, dtype, folder, targets, wave, needed = plan
     codec = load_codec(folder, device=device, dtype=dtype)
-    progress = TerminalProgress("decoding")
     start = time.perf_counter()
-    with memory_errors(needed, device, f"Decoding {len(lengths)} song(s)", "Decode fewer songs at once."):
+    with StepBar("decoding", "step") as bar, \
+            memory_errors(needed, device, f"Decoding {len(lengths)} song(s)", "Decode fewer songs at once."):
         waveform = decode(codec, codes, lengths, steps=args.steps, guidance=args.guidance,
-                          generator=seeded_generator(args.seed, "cpu", "--seed"), on_step=progress)
+                          generator=seeded_generator(args.seed, "cpu", "--seed"), on_step=bar)
     seconds = time.perf_counter() - start
     rate = codec.config.sample_rate
     samples = [samples_for(n, rate) for n in lengths.tolist()]
@@ -79,9 +80,12 @@ def cmd_decode(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    """Everything that can be checked is checked before sampling: the settings of both halves, every
-    output path, the codec folder, and that the codec's codebook is the one the LM samples for."""
+    """Everything that can be checked is checked before sampling: the settings of both halves, the
+    model folders (fetched first with --download), every output path, and that the codec's codebook
+    is the one the LM samples for."""
     max_frames = check_sample_args(args)
+    check_decode_args(args)  # every setting before a download of several GB
+    fetch_missing(args)
     codec_dir = codec_folder_near(args.model_dir)
     codes_out = codes_target(args.codes_out, "--codes-out", args.batch, max_frames) if args.codes_out else None
     plan = prepare_decoding(args, codec_dir, [max_frames] * args.batch, other_outputs=[codes_out])
@@ -109,5 +113,6 @@ def register(subparsers) -> None:
     add_sample_options(g)
     add_decode_options(g)
     g.add_argument("--codes-out", help="also save the sampled codes")
+    add_download_option(g)
     g.set_defaults(func=cmd_generate)
 

@@ -8,7 +8,7 @@ from ..codes import FRAME_RATE
 from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES, memory_errors, pick_device, pick_dtype
 from ..text_input import text_or_file
 from .checks import check_lm_memory, check_sample_args, codes_target
-from .progress import TerminalProgress
+from .progress import StepBar
 
 
 def add_sample_options(p: argparse.ArgumentParser) -> None:
@@ -55,11 +55,12 @@ def run_sampling(args, codebook_size: int | None = None):
     dtype = pick_dtype(args.dtype, device)
     prompt, max_frames, needed = prepare_sampling(args, device, dtype, codebook_size)
     lm = load_lm(args.model_dir, device=device, dtype=dtype)
-    with memory_errors(needed, device, f"Sampling {args.batch} song(s)", "Lower --batch or --seconds."):
+    with StepBar("sampling", "frame") as bar, \
+            memory_errors(needed, device, f"Sampling {args.batch} song(s)", "Lower --batch or --seconds."):
         result = generate(lm.model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id,
                           temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg, batch_size=args.batch,
-                          seed=args.seed, device=device, on_frame=TerminalProgress("sampling"),
-                          codebook_size=codebook_size)
+                          seed=args.seed, device=device, on_frame=bar, codebook_size=codebook_size)
+        bar(result.frames_run, result.frames_run)  # every song ended early: the bar ends full there
     frames = int(result.frames_run)
     fps = (frames - 1) / result.frame_seconds if result.frame_seconds > 0 else float("inf")
     summary = (f"sampled {args.batch} song(s), lengths {result.lengths.tolist()} frames "
