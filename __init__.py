@@ -21,26 +21,17 @@ except ImportError:
 
 log = logging.getLogger("HeartMuLa")
 
-# Modules of nodes/ and whether the pack is useless without them.
-CORE_MODULES = ("loaders", "conditioning", "sampling", "decoding", "codes_io")
-OPTIONAL_MODULES = ("transcription", "scoring")
+# The modules of nodes/ that hold nodes, in menu order.
+NODE_MODULES = ("loaders", "conditioning", "sampling", "decoding", "codes_io", "transcription", "scoring")
 
 
 def node_classes() -> list:
     """Every node class that imports and whose schema builds. A failing module or node is logged and
-    left out; it never hides the others. Each raises the pack's errors under names ComfyUI's error
-    toast shows in full (nodes/host_errors.py)."""
-    from .nodes.host_errors import readable_errors
-
+    left out; it never hides the others."""
     nodes = []
-    for name in CORE_MODULES + OPTIONAL_MODULES:
+    for name in NODE_MODULES:
         try:
             module = importlib.import_module(f"{__name__}.nodes.{name}")
-        except ModuleNotFoundError as exc:
-            if name in OPTIONAL_MODULES and exc.name == f"{__name__}.nodes.{name}":
-                continue  # an optional part this checkout does not have
-            log.exception("HeartMuLa: nodes/%s.py could not be imported; its nodes are unavailable", name)
-            continue
         except Exception:
             log.exception("HeartMuLa: nodes/%s.py could not be imported; its nodes are unavailable", name)
             continue
@@ -50,7 +41,7 @@ def node_classes() -> list:
             except Exception:
                 log.exception("HeartMuLa: node %s has a broken schema and is left out", node.__name__)
                 continue
-            nodes.append(readable_errors(node))
+            nodes.append(node)
     return nodes
 
 

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable as a script
 
 from heartmula_core.codec import CodecConfig, build_codec, checkpoint_layout, decode, load_codec  # noqa: E402
+from heartmula_core.codes import CODEBOOKS, FRAME_RATE  # noqa: E402
 
 TINY = Path(__file__).resolve().parents[1] / "tests" / "data" / "tiny" / "ckpt" / "HeartCodec-oss"
 MEDIUM = dict(attention_head_dim=16, num_attention_heads=4, num_layers=4, num_layers_2=2,
@@ -61,8 +62,8 @@ def random_codec_in_memory(config: CodecConfig, device, dtype):
 
 
 def time_decode(codec, seconds: float, steps: int, repeats: int) -> float:
-    frames = round(seconds * 12.5)
-    codes = torch.randint(0, codec.config.codebook_size, (1, 8, frames), generator=torch.Generator().manual_seed(1))
+    frames = round(seconds * FRAME_RATE)
+    codes = torch.randint(0, codec.config.codebook_size, (1, CODEBOOKS, frames), generator=torch.Generator().manual_seed(1))
     decode(codec, codes[:, :, :13], steps=1)  # warm-up (kernels, allocator)
     best = float("inf")
     for _ in range(repeats):

@@ -17,7 +17,7 @@ import torch
 from heartmula_core.lm.generate import generate
 
 from .lm_sizes import SIZES
-from .random_lm import never_eos, random_lm, random_prompt
+from .random_lm import no_early_end, random_lm, random_prompt
 from .table import print_table
 
 
@@ -26,7 +26,7 @@ def measure_lm(size: str, device: str, dtype, frames: int, cfg: float = 1.5, bat
     config = SIZES[size]
     model = random_lm(config, device, dtype)
     prompt = random_prompt(config)
-    kw = dict(max_frames=frames, eos_id=never_eos(config), cfg_scale=cfg, top_k=50, batch_size=batch,
+    kw = dict(max_frames=frames, **no_early_end(config), cfg_scale=cfg, top_k=50, batch_size=batch,
               capture=capture, **gen_kw)
     generate(model, prompt, **kw)  # warm-up at the same cache size (a compiled step is built per size)
     if device == "cuda":

@@ -77,7 +77,7 @@ def random_model(kind: str, size: str, dtype):
     from heartmula_core.weights import TensorSource, load_into, tensor_shapes
 
     if kind == "lm":
-        from heartmula_core.checkpoints import build_lm
+        from heartmula_core.lm.load import build_lm
 
         from .lm_sizes import SIZES
 
@@ -119,13 +119,13 @@ def random_model(kind: str, size: str, dtype):
 
 
 def wrap(mm, model_patcher, model, patcher: str, device):
-    from heartmula_core.weights import module_param_bytes
+    from heartmula_core.weights import module_bytes
 
     cls = model_patcher.ModelPatcher
     if patcher == "core":
         mm.archive_model_dtypes(model)
         cls = model_patcher.CoreModelPatcher
-    return cls(model, load_device=device, offload_device=mm.unet_offload_device(), size=module_param_bytes(model))
+    return cls(model, load_device=device, offload_device=mm.unet_offload_device(), size=module_bytes(model))
 
 
 def measure(args) -> dict:
@@ -166,9 +166,10 @@ def _free_now(device) -> int:
 
 def run_lm(mm, patcher, model, config, device, dtype, frames: int, sync) -> dict:
     from heartmula_core.lm.capture import pick_runner
-    from heartmula_core.lm.generate import estimate_generation_bytes, generate
+    from heartmula_core.lm.budget import estimate_generation_bytes
+    from heartmula_core.lm.generate import generate
 
-    from .random_lm import never_eos, random_prompt
+    from .random_lm import no_early_end, random_prompt
 
     prompt = random_prompt(config)
     needed = estimate_generation_bytes(config, prompt.length, frames, 1, 1.5, dtype)
@@ -176,7 +177,7 @@ def run_lm(mm, patcher, model, config, device, dtype, frames: int, sync) -> dict
     mm.load_models_gpu([patcher], memory_required=needed, force_full_load=True)
     sync()
     loaded = time.perf_counter() - start
-    kw = dict(eos_id=never_eos(config), cfg_scale=1.5, top_k=50, device=device, dtype=dtype)
+    kw = dict(**no_early_end(config), cfg_scale=1.5, top_k=50, device=device, dtype=dtype)
     generate(model, prompt, max_frames=min(frames, 16), **kw)  # warm-up (kernels, graph capture)
     out = generate(model, prompt, max_frames=frames, **kw)
     sync()

@@ -2,9 +2,9 @@
 
 import torch
 
-from heartmula_core.checkpoints import build_lm
+from heartmula_core.lm.load import build_lm
 from heartmula_core.lm.config import GenConfig, HeartMuLaConfig
-from heartmula_core.prompt import Prompt
+from heartmula_core.lm.prompt import Prompt
 
 
 def random_lm(config: HeartMuLaConfig, device, dtype, seed: int = 0):
@@ -30,9 +30,10 @@ def random_prompt(config: HeartMuLaConfig, length: int = 120, seed: int = 0) -> 
     return Prompt(tokens, mask, muq_index=20, tags="<tag>random</tag>", lyrics="random")
 
 
-def never_eos(config: HeartMuLaConfig) -> int:
-    """An EOS id that can never be sampled, so every run produces the frames asked for."""
-    return config.audio_vocab_size + 1
+def no_early_end(config: HeartMuLaConfig) -> dict:
+    """``generate`` arguments that run every frame asked for: a valid end-of-audio id (the last of the
+    vocabulary) that the loop never checks for, so a random model's EOS cannot end the run early."""
+    return {"eos_id": config.audio_vocab_size - 1, "eos_check_every": 1 << 30}
 
 
-__all__ = ["random_lm", "random_prompt", "never_eos", "GenConfig"]
+__all__ = ["random_lm", "random_prompt", "no_early_end", "GenConfig"]

@@ -34,20 +34,21 @@ def _peak_bytes(device: str) -> int:
 
 
 def run_lm(size: str, device: str, mode: str, frames: int) -> dict:
-    from heartmula_core.lm.generate import estimate_generation_bytes, generate
-    from heartmula_core.weights import module_param_bytes
+    from heartmula_core.lm.budget import estimate_generation_bytes
+    from heartmula_core.lm.generate import generate
+    from heartmula_core.weights import module_bytes
 
     from .lm_sizes import SIZES
-    from .random_lm import never_eos, random_lm, random_prompt
+    from .random_lm import no_early_end, random_lm, random_prompt
 
     config = SIZES[size]
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = random_lm(config, device, dtype)
     prompt = random_prompt(config)
     capture = {"eager": "eager", "captured": "cuda_graph" if device == "cuda" else "compile"}[mode]
-    kw = dict(eos_id=never_eos(config), cfg_scale=1.5, top_k=50, batch_size=1, capture=capture)
+    kw = dict(**no_early_end(config), cfg_scale=1.5, top_k=50, batch_size=1, capture=capture)
     generate(model, prompt, max_frames=frames, **kw)  # warm-up / compile at the measured cache size
-    weights = module_param_bytes(model)
+    weights = module_bytes(model)
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -71,7 +72,8 @@ def run_codec(size: str, device: str, mode: str, seconds: float) -> dict:
     from pathlib import Path
 
     from heartmula_core.codec import CodecConfig, decode, estimate_decode_bytes, load_codec
-    from heartmula_core.weights import module_param_bytes
+    from heartmula_core.codes import CODEBOOKS, FRAME_RATE
+    from heartmula_core.weights import module_bytes
 
     from . import bench_codec
 
@@ -86,10 +88,10 @@ def run_codec(size: str, device: str, mode: str, seconds: float) -> dict:
     if mode == "captured":
         est = codec.flow_matching.estimator
         est.forward = torch.compile(est.forward, dynamic=False)
-    frames = round(seconds * 12.5)
-    codes = torch.randint(0, codec.config.codebook_size, (1, 8, frames), generator=torch.Generator().manual_seed(1))
+    frames = round(seconds * FRAME_RATE)
+    codes = torch.randint(0, codec.config.codebook_size, (1, CODEBOOKS, frames), generator=torch.Generator().manual_seed(1))
     decode(codec, codes[:, :, :13], steps=2)  # warm-up / compile
-    weights = module_param_bytes(codec)
+    weights = module_bytes(codec)
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

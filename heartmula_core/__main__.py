@@ -1,51 +1,8 @@
-"""Command line: ``python -m heartmula_core {sample,decode,generate} ...`` (see README)."""
+"""``python -m heartmula_core``: the command line (cli/)."""
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from .errors import HeartMuLaError
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import cli_sample
-
-    parser = argparse.ArgumentParser(prog="python -m heartmula_core", description="HeartMuLa music generation")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cli_sample.register(sub)
-    try:
-        from . import cli_codec
-    except ImportError:  # the codec commands are optional until the codec package lands
-        cli_codec = None
-    if cli_codec is not None:
-        cli_codec.register(sub)
-    return parser
-
-
-def _pass_through_undecodable_bytes() -> None:
-    """Paths given as bytes that are not UTF-8 reach us as lone surrogates; print them back as the
-    same bytes instead of failing with UnicodeEncodeError after the work is done."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(errors="surrogateescape")
-        except (AttributeError, ValueError, OSError):
-            pass
-
-
-def main(argv=None) -> int:
-    """Every error we raise on purpose ends as one ``error: ...`` line and exit status 2."""
-    _pass_through_undecodable_bytes()
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except HeartMuLaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: files not complete yet were not written", file=sys.stderr)
-        return 130
-
+from .cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

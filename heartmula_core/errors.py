@@ -24,7 +24,3 @@ class CodesError(HeartMuLaError):
 
 class OutputError(HeartMuLaError):
     """An output path cannot be written: a folder, a device, read-only, or the disk is full."""
-
-
-class GenerationCancelled(HeartMuLaError):
-    """Raised by the default cancel check; callers may pass their own check that raises anything."""

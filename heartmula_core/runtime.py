@@ -1,4 +1,5 @@
-"""Device and dtype choices shared by the command line (the nodes take ComfyUI's choices instead)."""
+"""Device and dtype choices of the command line (the nodes take ComfyUI's devices, and the same dtype
+names), and memory checks before work starts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import torch
 from .errors import HeartMuLaError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DTYPE_CHOICES = ("auto", *DTYPES)
 
 
 def pick_device(name: str = "auto") -> torch.device:

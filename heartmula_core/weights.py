@@ -185,5 +185,10 @@ def load_into(
     return module.eval().requires_grad_(False)
 
 
-def module_param_bytes(module: nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+def module_bytes(module: nn.Module, dtype_for: Callable[[str], torch.dtype] | None = None) -> int:
+    """Bytes of the module's tensors; with ``dtype_for(name)``, what they will take once loaded in
+    those dtypes (for a model built on the meta device)."""
+    def size(name: str, tensor: torch.Tensor) -> int:
+        return tensor.element_size() if dtype_for is None else torch.empty((), dtype=dtype_for(name)).element_size()
+
+    return sum(t.numel() * size(name, t) for name, t in module.state_dict().items())

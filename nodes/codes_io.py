@@ -1,7 +1,7 @@
 """Save / Load HeartMuLa Codes: audio tokens to and from safetensors files in ComfyUI's output and
 input folders, to re-decode a take (another seed, more steps) without running the LM again.
 
-The file format is the core's (heartmula_core/codes_file.py), shared with
+The file format is the core's (heartmula_core/codes.py), shared with
 ``python -m heartmula_core sample`` / ``decode``: tensors ``codes`` [B, 8, T] and ``lengths`` [B].
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
-from ..heartmula_core.codes_file import load_codes, save_codes
+from ..heartmula_core.codes import FRAME_RATE, load_codes, save_codes
 from ..heartmula_core.errors import CodesError
-from .host_errors import readable_errors
-from .types import CATEGORY, FRAME_RATE, CodesSocket, HeartMuLaCodes
+from .base import CATEGORY, HeartMuLaNode
+from .types import CodesSocket, HeartMuLaCodes
 
 EXTENSION = ".safetensors"
 OUTPUT_SUFFIX = " [output]"  # ComfyUI's annotation for a file in the output folder
@@ -54,8 +54,7 @@ def read_codes(path: Path) -> HeartMuLaCodes:
     return HeartMuLaCodes(codes, lengths, FRAME_RATE, {"file": path.name})
 
 
-@readable_errors
-class SaveHeartMuLaCodes(io.ComfyNode):
+class SaveHeartMuLaCodes(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -113,8 +112,7 @@ def resolve_codes_file(name: str) -> Path:
     return path
 
 
-@readable_errors
-class LoadHeartMuLaCodes(io.ComfyNode):
+class LoadHeartMuLaCodes(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(

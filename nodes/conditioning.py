@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 from comfy_api.latest import io
 
 from ..heartmula_core.errors import PromptError
-from ..heartmula_core.prompt import build_prompt
-from .host_errors import readable_errors
-from .types import CATEGORY, LMSocket, PromptSocket
+from ..heartmula_core.lm.prompt import build_prompt
+from ..heartmula_core.text_input import names_a_file
+from .base import CATEGORY, HeartMuLaNode
+from .types import LMSocket, PromptSocket
 
 TAGS_EXAMPLE = "piano,happy,wedding,synthesizer,romantic"
 LYRICS_EXAMPLE = (
@@ -19,8 +19,7 @@ LYRICS_EXAMPLE = (
 )
 
 
-@readable_errors
-class HeartMuLaLyricsTags(io.ComfyNode):
+class HeartMuLaLyricsTags(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -48,11 +47,11 @@ class HeartMuLaLyricsTags(io.ComfyNode):
 
 
 def refuse_file_path(text: str, what: str) -> None:
-    """The core's build_prompt reads a file when given its path (handy on the command line). In a
-    server, a text box must never read files on the host: a box that names one is refused."""
-    candidate = text.strip()
-    if candidate and "\n" not in candidate and len(candidate) < 4096 and os.path.isfile(candidate):
-        raise PromptError(f"The {what} box holds the path of a file ({candidate}); this node takes the text "
+    """The command line reads a file when given its path; a server must never read files on the
+    host from a text box, so a box that names one is refused rather than taken as the text."""
+    path = names_a_file(text) if isinstance(text, str) else None
+    if path is not None:
+        raise PromptError(f"The {what} box holds the path of a file ({path}); this node takes the text "
                           f"itself. Paste the {what} into the box.")
 
 
@@ -90,8 +89,7 @@ def normalise_tags(parts) -> str:
     return ",".join(seen)
 
 
-@readable_errors
-class HeartMuLaTags(io.ComfyNode):
+class HeartMuLaTags(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         category_inputs = [

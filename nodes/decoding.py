@@ -5,15 +5,14 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..heartmula_core.codec import decode, estimate_decode_bytes
-from ..heartmula_core.codes_file import check_codes
+from ..heartmula_core.codes import check_codes
 from ..heartmula_core.settings import MAX_SEED, check_decoding, seeded_generator
 from . import memory
-from .host_errors import readable_errors
-from .types import CATEGORY, SAMPLE_RATE, CodecSocket, CodesSocket, audio_output
+from .base import CATEGORY, HeartMuLaNode
+from .types import CodecSocket, CodesSocket, audio_output
 
 
-@readable_errors
-class HeartCodecDecode(io.ComfyNode):
+class HeartCodecDecode(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -42,7 +41,7 @@ class HeartCodecDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, codec, codes, seed: int, steps: int, guidance: float) -> io.NodeOutput:
-        model = codec.patcher.model
+        model = codec.model
         check_decoding(steps, guidance)  # NaN passes ComfyUI's range checks
         generator = seeded_generator(seed)
         check_codes(codes.codes, codes.lengths, "the codes input")
@@ -50,7 +49,7 @@ class HeartCodecDecode(io.ComfyNode):
         memory.load_for_inference(codec.patcher, needed)
         waveform = decode(model, codes.codes, codes.lengths, steps=steps, guidance=guidance, generator=generator,
                           on_step=memory.progress_reporter(steps), check_cancel=memory.check_cancel)
-        return io.NodeOutput(audio_output(waveform, SAMPLE_RATE))
+        return io.NodeOutput(audio_output(waveform, model.config.sample_rate))
 
 
 NODES = [HeartCodecDecode]

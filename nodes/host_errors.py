@@ -71,6 +71,7 @@ def readable_errors(node: type) -> type:
     ComfyUI still sees which hooks a node really defines."""
     for name in WRAPPED_METHODS:
         attr = node.__dict__.get(name)
-        if isinstance(attr, classmethod):
+        # already wrapped: a copy ComfyUI makes of a node class is locked against setattr
+        if isinstance(attr, classmethod) and not getattr(attr.__func__, "_heartmula_host_errors", False):
             setattr(node, name, classmethod(_wrap(attr.__func__)))
     return node

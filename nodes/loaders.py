@@ -1,31 +1,76 @@
-"""Loader nodes: an LM or codec folder from the HeartMuLa model folders -> a model in a patcher
-(the LM in a plain ModelPatcher, the codec in ComfyUI's CoreModelPatcher; see nodes/memory.py)."""
+"""Loader nodes of the LM and the codec, and the one way every loader node (the listening ones
+too) turns a model folder into a model in a patcher (``load_model``): resolve (or download) the
+folder, pick the dtype, build on the offload device, wrap. How each kind is placed is in memory.py
+(the LM in a plain ModelPatcher, the codec in ComfyUI's CoreModelPatcher, the listening models
+whole in a plain ModelPatcher).
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from comfy_api.latest import io
 
-from ..heartmula_core import checkpoints
 from ..heartmula_core.codec import load_codec
+from ..heartmula_core.lm.load import load_lm
 from . import memory, model_folders
-from .types import CATEGORY, CodecSocket, HeartCodecModel, HeartMuLaLM, LMSocket
+from .base import CATEGORY, HeartMuLaNode
+from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LMSocket
 
 log = logging.getLogger(__name__)
 
-_DOWNLOAD_TOOLTIP = (
+DOWNLOAD_TOOLTIP = (
     "Fetch the folder from the Hugging Face Hub into the first HeartMuLa model folder when it is not "
     "there yet (several GB; an LM also needs the shared tokenizer.json and gen_config.json, fetched too). "
     "Off: a missing folder stops with the exact download command."
 )
 
 
-def _download_input() -> io.Boolean.Input:
-    return io.Boolean.Input("download_if_missing", default=False, tooltip=_DOWNLOAD_TOOLTIP)
+def loader_inputs(kind: str, folder_input: str, folder_tooltip: str, dtype_default: str, dtype_tooltip: str,
+                  download_tooltip: str = DOWNLOAD_TOOLTIP) -> list:
+    """The folder dropdown (installed folders, then official names), the dtype and 'download if missing'."""
+    return [io.Combo.Input(folder_input, options=model_folders.choices(kind), tooltip=folder_tooltip),
+            io.Combo.Input("dtype", options=list(memory.PLACEMENTS[kind].dtypes), default=dtype_default,
+                           tooltip=dtype_tooltip),
+            io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip)]
 
 
-class LoadHeartMuLaLM(io.ComfyNode):
+def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable):
+    """Resolve (or download) folder ``name`` of ``kind`` and pick its dtype, then
+    ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries."""
+    folder = model_folders.resolve(kind, name, download)
+    load_device, offload_device = memory.PLACEMENTS[kind].devices()
+    torch_dtype = memory.pick_dtype(kind, dtype, load_device)
+    held = build(folder, torch_dtype, load_device, offload_device)
+    log.info("HeartMuLa: loaded %s %s as %s (%.2f GB)", kind, folder, torch_dtype, held.patcher.size / 1e9)
+    return held
+
+
+def listening(loader: Callable) -> Callable:
+    """How a ``transformers`` model is built: on the CPU, moved to the offload device inside a
+    HeldModel, in a plain ModelPatcher that always loads it whole."""
+    def build(folder, dtype, load_device, offload_device) -> ListeningModel:
+        loaded = loader(folder, dtype=dtype)
+        patcher = memory.wrap(memory.HeldModel(loaded.model.to(offload_device)), load_device, offload_device)
+        return ListeningModel(patcher=patcher, folder=folder, dtype=dtype, processor=loaded.processor)
+    return build
+
+
+def _lm(folder, dtype, load_device, offload_device) -> HeartMuLaLM:
+    """comfy.ops layers, in a plain ModelPatcher (a full load lets the frame step be a CUDA graph)."""
+    lm = load_lm(folder, device=offload_device, dtype=dtype, operations=memory.layer_operations())
+    return HeartMuLaLM(patcher=memory.wrap(lm.model, load_device, offload_device), folder=folder, dtype=dtype,
+                       tokenizer=lm.tokenizer, gen_config=lm.gen_config, config=lm.config)
+
+
+def _codec(folder, dtype, load_device, offload_device) -> HeartCodecModel:
+    """comfy.ops layers, in ComfyUI's CoreModelPatcher (paged by DynamicVRAM where the host has it)."""
+    model = load_codec(folder, device=offload_device, dtype=dtype, operations=memory.layer_operations())
+    return HeartCodecModel(patcher=memory.wrap_core(model, load_device, offload_device), folder=folder, dtype=dtype)
+
+
+class LoadHeartMuLaLM(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -33,35 +78,20 @@ class LoadHeartMuLaLM(io.ComfyNode):
             display_name="Load HeartMuLa LM",
             category=CATEGORY,
             description="Loads a HeartMuLa language model (the part that writes the song as audio tokens).",
-            inputs=[
-                io.Combo.Input("model", options=model_folders.choices("lm"),
-                               tooltip="An LM folder under models/HeartMuLa (or another registered HeartMuLa "
-                                       "folder). Official names not downloaded yet are listed too."),
-                io.Combo.Input("dtype", options=memory.DTYPE_CHOICES, default="auto",
-                               tooltip="Weight and compute precision. auto = bf16 where the GPU supports it, "
-                                       "else fp32. fp16 may overflow; fp32 doubles memory."),
-                _download_input(),
-            ],
+            inputs=loader_inputs(
+                "lm", "model", "An LM folder under models/HeartMuLa (or another registered HeartMuLa folder). "
+                "Official names not downloaded yet are listed too.",
+                "auto", "Weight and compute precision. auto = bf16 where the GPU supports it, else fp32. fp16 may "
+                "overflow; fp32 doubles memory."),
             outputs=[LMSocket.Output(display_name="lm", tooltip="The LM, its tokenizer and generation config.")],
         )
 
     @classmethod
     def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        folder = model_folders.resolve("lm", model, download_if_missing)
-        load_device, offload_device = memory.lm_devices()
-        torch_dtype = memory.pick_dtype(dtype, load_device)
-        loaded = checkpoints.load_lm(folder, device=offload_device, dtype=torch_dtype,
-                                     operations=memory.layer_operations())
-        patcher = memory.wrap(loaded.model, load_device, offload_device)
-        log.info("HeartMuLa: loaded LM %s as %s (%.2f GB)", folder, torch_dtype, patcher.size / 1e9)
-        return io.NodeOutput(HeartMuLaLM(patcher, loaded.tokenizer, loaded.gen_config, loaded.config,
-                                         folder, torch_dtype))
+        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm))
 
 
-CODEC_DTYPES = ["fp32", "bf16", "fp16"]
-
-
-class LoadHeartCodec(io.ComfyNode):
+class LoadHeartCodec(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -69,27 +99,17 @@ class LoadHeartCodec(io.ComfyNode):
             display_name="Load HeartCodec",
             category=CATEGORY,
             description="Loads HeartCodec, which turns HeartMuLa's audio tokens into a 48 kHz stereo waveform.",
-            inputs=[
-                io.Combo.Input("codec", options=model_folders.choices("codec"),
-                               tooltip="A HeartCodec folder under models/HeartMuLa. Use HeartCodec-oss-20260123 "
-                                       "with the 20260123 and later LMs."),
-                io.Combo.Input("dtype", options=CODEC_DTYPES, default="fp32",
-                               tooltip="Precision of the codec's transformer (the rest stays fp32). The authors "
-                                       "report audible loss below fp32."),
-                _download_input(),
-            ],
+            inputs=loader_inputs(
+                "codec", "codec", "A HeartCodec folder under models/HeartMuLa. Use HeartCodec-oss-20260123 with the "
+                "20260123 and later LMs.",
+                "fp32", "Precision of the codec's transformer (the rest stays fp32). The authors report audible loss "
+                "below fp32."),
             outputs=[CodecSocket.Output(display_name="codec", tooltip="The codec.")],
         )
 
     @classmethod
     def execute(cls, codec: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        folder = model_folders.resolve("codec", codec, download_if_missing)
-        load_device, offload_device = memory.codec_devices()
-        torch_dtype = memory.pick_dtype(dtype, load_device, CODEC_DTYPES)
-        model = load_codec(folder, device=offload_device, dtype=torch_dtype, operations=memory.layer_operations())
-        patcher = memory.wrap_core(model, load_device, offload_device)
-        log.info("HeartMuLa: loaded codec %s as %s (%.2f GB)", folder, torch_dtype, patcher.size / 1e9)
-        return io.NodeOutput(HeartCodecModel(patcher, folder, torch_dtype))
+        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec))
 
 
 NODES = [LoadHeartMuLaLM, LoadHeartCodec]

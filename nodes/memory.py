@@ -10,11 +10,15 @@ Rules this module keeps (docs/ARCHITECTURE.md, "nodes/"):
   so ComfyUI evicts whatever else does not fit (the codec while the LM samples and vice versa),
   then runs on ``patcher.load_device``;
 - layers come from ``comfy.ops`` so a model that does not fit is partially loaded and its other
-  weights are cast to the GPU on the fly.
+  weights are cast to the GPU on the fly. The listening models (``transformers`` Whisper and CLAP)
+  are made of torch.nn layers, so ``partial_load_safe`` says no and they are always loaded whole,
+  in a plain ModelPatcher (CoreModelPatcher pages only comfy.ops layers: it would move them whole
+  anyway), inside a ``HeldModel``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -24,28 +28,47 @@ import comfy.model_patcher
 import comfy.ops
 import comfy.utils
 
-DTYPE_CHOICES = ["auto", "bf16", "fp16", "fp32"]
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+from ..heartmula_core.runtime import DTYPES
+from ..heartmula_core.weights import module_bytes
+
+_RUNS_WELL = {torch.bfloat16: lambda device: mm.should_use_bf16(device),
+              torch.float16: lambda device: mm.should_use_fp16(device)}
 
 
-def lm_devices() -> tuple[torch.device, torch.device]:
-    """(load, offload) devices of the LM: the main torch device; RAM unless --highvram/--gpu-only."""
-    return mm.get_torch_device(), mm.unet_offload_device()
+@dataclass(frozen=True)
+class Placement:
+    """Where a kind of model lives and in which precision: its (load, offload) devices, the dtype
+    choices its loader node offers, and what ``auto`` means."""
+
+    devices: Callable[[], tuple]
+    dtypes: tuple[str, ...]
+    auto: torch.dtype  # auto = this where ComfyUI says the load device runs it well, else fp32
 
 
-def codec_devices() -> tuple[torch.device, torch.device]:
-    """(load, offload) devices of the codec: ComfyUI's VAE devices (honours --cpu-vae)."""
-    return mm.vae_device(), mm.vae_offload_device()
+PLACEMENTS = {
+    # the main torch device; RAM unless --highvram/--gpu-only
+    "lm": Placement(lambda: (mm.get_torch_device(), mm.unet_offload_device()), ("auto", "bf16", "fp16", "fp32"),
+                    torch.bfloat16),
+    # ComfyUI's VAE devices (honours --cpu-vae); the authors report audible loss below fp32, so no auto
+    "codec": Placement(lambda: (mm.vae_device(), mm.vae_offload_device()), ("fp32", "bf16", "fp16"), torch.float32),
+    # ComfyUI's text-encoder devices: like the text encoders, these are transformers models
+    "whisper": Placement(lambda: (mm.text_encoder_device(), mm.text_encoder_offload_device()),
+                         ("auto", "fp16", "fp32"), torch.float16),
+    "clap": Placement(lambda: (mm.text_encoder_device(), mm.text_encoder_offload_device()),
+                      ("fp32", "fp16", "auto"), torch.float16),
+}
 
 
-def pick_dtype(choice: str, load_device, allowed=DTYPE_CHOICES) -> torch.dtype:
-    """``auto`` = bf16 where ComfyUI says the device runs it well, else fp32. The server does not
-    check dropdown values of V3 nodes, so the choice is checked here."""
-    if choice not in allowed:
-        raise ValueError(f"dtype must be one of {', '.join(allowed)}, got {choice!r}.")
+def pick_dtype(kind: str, choice: str, load_device) -> torch.dtype:
+    """The dtype of ``choice`` for a model of ``kind``. The server does not check dropdown values of
+    V3 nodes, so the choice is checked here."""
+    placement = PLACEMENTS[kind]
+    if choice not in placement.dtypes:
+        raise ValueError(f"dtype must be one of {', '.join(placement.dtypes)}, got {choice!r}.")
     if choice == "auto":
-        return torch.bfloat16 if mm.should_use_bf16(load_device) else torch.float32
-    return _DTYPES[choice]
+        prefer = placement.auto
+        return prefer if prefer in _RUNS_WELL and _RUNS_WELL[prefer](load_device) else torch.float32
+    return DTYPES[choice]
 
 
 def layer_operations():
@@ -53,8 +76,13 @@ def layer_operations():
     return comfy.ops.disable_weight_init
 
 
-def module_bytes(module: torch.nn.Module) -> int:
-    return sum(t.nelement() * t.element_size() for t in module.state_dict().values())
+class HeldModel(torch.nn.Module):
+    """A container ModelPatcher may annotate freely: it writes ``model.device``, which a
+    ``transformers`` model exposes as a read-only property. The real model is ``inner``."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
 
 
 def wrap(model: torch.nn.Module, load_device, offload_device):

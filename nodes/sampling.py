@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..heartmula_core.lm.generate import check_fits, estimate_generation_bytes, frames_for_seconds, generate
+from ..heartmula_core.codes import FRAME_RATE
+from ..heartmula_core.lm.budget import check_fits, estimate_generation_bytes, frames_for_seconds
+from ..heartmula_core.lm.generate import generate
 from ..heartmula_core.settings import MAX_SEED, check_sampling, check_seed
 from . import memory
-from .host_errors import readable_errors
-from .types import CATEGORY, FRAME_RATE, CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
+from .base import CATEGORY, HeartMuLaNode
+from .types import CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
 
 
-@readable_errors
-class HeartMuLaSampler(io.ComfyNode):
+class HeartMuLaSampler(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="HeartMuLaSampler",
             display_name="HeartMuLa Sampler",
             category=CATEGORY,
-            description="Writes the song as audio tokens, 12.5 frames per second, until the model ends it "
+            description=f"Writes the song as audio tokens, {FRAME_RATE} frames per second, until the model ends it "
                         "or the length limit is reached.",
             inputs=[
                 LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
@@ -47,13 +48,13 @@ class HeartMuLaSampler(io.ComfyNode):
     @classmethod
     def execute(cls, lm, prompt, seed: int, seconds: float, temperature: float, top_k: int, cfg_scale: float,
                 batch_size: int) -> io.NodeOutput:
-        model = lm.patcher.model
+        model = lm.model
         # ComfyUI's range checks let NaN through (every comparison with NaN is false): check here,
         # before any memory is moved
         check_seed(seed)
         check_sampling(temperature, top_k, cfg_scale, batch_size)
         max_frames = frames_for_seconds(seconds)
-        check_fits(model, prompt, max_frames)
+        check_fits(lm.config, prompt, max_frames)
         needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, batch_size, cfg_scale, lm.dtype)
         device = memory.load_for_inference(lm.patcher, needed)
         report = memory.progress_reporter(max_frames)

@@ -1,4 +1,4 @@
-"""Listening nodes, part 2: CLAP style score, lyric accuracy, and keeping the best of several takes.
+"""Scoring takes: Load CLAP, CLAP style score, lyric accuracy, and keeping the best of several takes.
 
 Scores travel as output lists (one FLOAT per song), so they can be shown per song and fed to
 Pick Best Take, which (like Lyric Accuracy) receives whole lists in one call (``is_input_list``).
@@ -6,44 +6,38 @@ Pick Best Take, which (like Lyric Accuracy) receives whole lists in one call (``
 
 from __future__ import annotations
 
-import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from comfy_api.latest import io
 
-import comfy.model_management as mm
-
-from ..heartmula_core.clap import clap_scores, estimate_clap_bytes, load_clap
 from ..heartmula_core.errors import HeartMuLaError
-from ..heartmula_core.metrics import lyric_accuracy_batch
-from . import listening_folders, listening_patcher, memory
-from .types import CATEGORY, ClapSocket, CodesSocket, HeartMuLaCodes, PromptSocket
+from ..heartmula_core.listening.audio_in import audible_length
+from ..heartmula_core.listening.clap import clap_scores, estimate_clap_bytes, load_clap
+from ..heartmula_core.listening.metrics import lyric_accuracy_batch
+from . import memory
+from .base import CATEGORY, HeartMuLaNode
+from .loaders import listening, load_model, loader_inputs
+from .types import ClapSocket, CodesSocket, HeartMuLaCodes, PromptSocket
 
-log = logging.getLogger(__name__)
-
-CLAP_DTYPES = ["fp32", "fp16", "auto"]
 WINDOWS_PER_BATCH = 16
 
 
-@dataclass
-class HeartClapModel:
-    """HEARTCLAP: a CLAP model in a ModelPatcher and its processor (features + tokenizer)."""
-
-    patcher: Any
-    processor: Any
-    folder: Path
-    dtype: torch.dtype
-
-    @property
-    def model(self):
-        return self.patcher.model.inner
+def _text_or_prompt(name: str, meaning: str, field: str, noun: str) -> list:
+    """A text box ``name`` and an optional prompt whose ``field`` (tags, lyrics) stands in for an
+    empty box."""
+    return [io.String.Input(name, multiline=True, default="",
+                            tooltip=f"{meaning}. Empty: the {field} of the connected prompt."),
+            PromptSocket.Input("prompt", optional=True,
+                               tooltip=f"When connected and the {name} is empty, its {field} are the {noun}.")]
 
 
-class LoadCLAP(io.ComfyNode):
+def tags_as_text(tags: str) -> str:
+    """The prompt's tags ('piano,happy') as a description CLAP reads ('piano, happy')."""
+    return ", ".join(t.strip() for t in str(tags).split(",") if t.strip())
+
+
+class LoadCLAP(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -52,36 +46,20 @@ class LoadCLAP(io.ComfyNode):
             category=CATEGORY,
             description="Loads a CLAP audio-text model in Hugging Face format (e.g. larger_clap_music) from "
                         "models/CLAP or models/HeartMuLa, to score how well songs match a description.",
-            inputs=[
-                io.Combo.Input("model", options=listening_folders.choices("clap"),
-                               tooltip="A CLAP folder (config.json with model_type 'clap', weights, "
-                                       "preprocessor_config.json, tokenizer)."),
-                io.Combo.Input("dtype", options=CLAP_DTYPES, default="fp32",
-                               tooltip="fp32 is exact and CLAP is small; auto = fp16 on a GPU that runs it well."),
-                io.Boolean.Input("download_if_missing", default=False,
-                                 tooltip="Fetch larger_clap_music from the Hugging Face Hub into models/CLAP "
-                                         "when it is not there yet."),
-            ],
+            inputs=loader_inputs(
+                "clap", "model", "A CLAP folder (config.json with model_type 'clap', weights, "
+                "preprocessor_config.json, tokenizer).",
+                "fp32", "fp32 is exact and CLAP is small; auto = fp16 on a GPU that runs it well.",
+                "Fetch larger_clap_music from the Hugging Face Hub into models/CLAP when it is not there yet."),
             outputs=[ClapSocket.Output(display_name="clap")],
         )
 
     @classmethod
     def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        folder = listening_folders.resolve("clap", model, download_if_missing)
-        load_device, offload_device = mm.text_encoder_device(), mm.text_encoder_offload_device()
-        torch_dtype = listening_patcher.choose_dtype(dtype, load_device)
-        loaded = load_clap(folder, dtype=torch_dtype)
-        patcher = listening_patcher.wrap(loaded.model.to(offload_device), load_device, offload_device)
-        log.info("HeartMuLa: loaded CLAP %s as %s", folder, torch_dtype)
-        return io.NodeOutput(HeartClapModel(patcher, loaded.processor, folder, torch_dtype))
+        return io.NodeOutput(load_model("clap", model, dtype, download_if_missing, listening(load_clap)))
 
 
-def tags_as_text(tags: str) -> str:
-    """The prompt's tags ('piano,happy') as a description CLAP reads ('piano, happy')."""
-    return ", ".join(t.strip() for t in str(tags).split(",") if t.strip())
-
-
-class ClapScore(io.ComfyNode):
+class ClapScore(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -93,10 +71,7 @@ class ClapScore(io.ComfyNode):
             inputs=[
                 ClapSocket.Input("clap", tooltip="From Load CLAP."),
                 io.Audio.Input("audio", tooltip="Any AUDIO; resampled to the model's rate and mixed to mono."),
-                io.String.Input("text", multiline=True, default="",
-                                tooltip="The description to compare with. Empty: the tags of the connected prompt."),
-                PromptSocket.Input("prompt", optional=True,
-                                   tooltip="When connected and the text is empty, its tags are the description."),
+                *_text_or_prompt("text", "The description to compare with", "tags", "description"),
             ],
             outputs=[
                 io.Float.Output(display_name="score", is_output_list=True, tooltip="One score per song, in [-1, 1]."),
@@ -112,8 +87,8 @@ class ClapScore(io.ComfyNode):
         if not description:
             raise HeartMuLaError("CLAP Score: type a description in 'text' or connect the prompt whose tags to use.")
         needed = estimate_clap_bytes(clap.model, clap.processor, WINDOWS_PER_BATCH, clap.dtype)
-        model = listening_patcher.load_whole(clap.patcher, needed)
-        scores = clap_scores(model, clap.processor, audio["waveform"], audio["sample_rate"], [description],
+        memory.load_for_inference(clap.patcher, needed)
+        scores = clap_scores(clap.model, clap.processor, audio["waveform"], audio["sample_rate"], [description],
                              windows_per_batch=WINDOWS_PER_BATCH, on_batch=memory.progress_reporter(1),
                              check_cancel=memory.check_cancel)
         lines = [f"CLAP score vs \"{description}\""] + [f"song {i}: {s:.4f}" for i, s in enumerate(scores)]
@@ -124,7 +99,7 @@ def _first(values, default=None):
     return values[0] if values else default
 
 
-class LyricAccuracy(io.ComfyNode):
+class LyricAccuracy(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -138,10 +113,7 @@ class LyricAccuracy(io.ComfyNode):
             inputs=[
                 io.String.Input("transcription", force_input=True,
                                 tooltip="From Transcribe Lyrics: one text per song."),
-                io.String.Input("reference", multiline=True, default="",
-                                tooltip="The intended lyrics. Empty: the lyrics of the connected prompt."),
-                PromptSocket.Input("prompt", optional=True,
-                                   tooltip="When connected and the reference is empty, its lyrics are the reference."),
+                *_text_or_prompt("reference", "The intended lyrics", "lyrics", "reference"),
             ],
             outputs=[
                 io.Float.Output(display_name="wer", is_output_list=True, tooltip="Word error rate per song."),
@@ -178,19 +150,13 @@ def _takes_of_codes(codes_list: list) -> list[tuple[torch.Tensor, int, HeartMuLa
     return [(c.codes[i], int(c.lengths[i]), c) for c in codes_list for i in range(c.batch_size)]
 
 
-def _trim_padding(wave: torch.Tensor) -> torch.Tensor:
-    """Drop trailing samples that are zero in every channel (a shorter take padded in its batch)."""
-    nonzero = torch.nonzero(wave.abs().sum(dim=0)).flatten()
-    return wave[:, : int(nonzero[-1]) + 1] if nonzero.numel() else wave
-
-
 def weighted_totals(scores: list[list[float]], weights: list[float]) -> list[float]:
     """Sum of weight * score per take; NaN counts as the worst possible."""
     totals = [sum(w * float(s[i]) for s, w in zip(scores, weights)) for i in range(len(scores[0]))]
     return [-math.inf if math.isnan(t) else t for t in totals]
 
 
-class PickBestTake(io.ComfyNode):
+class PickBestTake(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -246,7 +212,7 @@ class PickBestTake(io.ComfyNode):
         wave, rate = takes[best]
         best_codes = None
         if code_takes is None:
-            wave = _trim_padding(wave)
+            wave = wave[:, : audible_length(wave) or wave.shape[-1]]  # without the padding of its batch
         else:
             row, length, source = code_takes[best]
             best_codes = HeartMuLaCodes(codes=row[None, :, :length].clone(), lengths=torch.tensor([length]),

@@ -1,53 +1,23 @@
-"""Listening nodes, part 1: load HeartTranscriptor (Whisper) and transcribe the lyrics of songs."""
+"""Load HeartTranscriptor (a Whisper model) and Transcribe Lyrics: the lyrics sung in each song of an
+AUDIO batch."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import torch
 from comfy_api.latest import io
 
-import comfy.model_management as mm
-
-from ..heartmula_core.transcribe import (
-    DEFAULT_TEMPERATURES,
-    estimate_transcribe_bytes,
-    load_transcriber,
-    transcribe,
-)
-from . import listening_folders, listening_patcher, memory
-from .types import CATEGORY, TranscriptorSocket
-
-log = logging.getLogger(__name__)
+from ..heartmula_core.listening.transcribe import (DEFAULT_TEMPERATURES, estimate_transcribe_bytes, load_transcriber,
+                                                   transcribe)
+from . import memory
+from .base import CATEGORY, HeartMuLaNode
+from .loaders import listening, load_model, loader_inputs
+from .types import TranscriptorSocket
 
 LANGUAGES = ["auto", "en", "zh", "ja", "ko", "yue", "es", "fr", "de", "it", "pt", "ru", "nl", "sv", "pl",
              "tr", "ar", "hi", "id", "th", "vi", "ms", "tl", "uk"]
-DTYPES = ["auto", "fp16", "fp32"]
 CHUNKS_PER_BATCH = 4
 
 
-@dataclass
-class HeartTranscriptorModel:
-    """HEARTTRANSCRIPTOR: a Whisper model in a ModelPatcher and its processor (features + tokenizer)."""
-
-    patcher: Any
-    processor: Any
-    folder: Path
-    dtype: torch.dtype
-
-    @property
-    def model(self):
-        return self.patcher.model.inner
-
-
-def _devices():
-    return mm.text_encoder_device(), mm.text_encoder_offload_device()
-
-
-class LoadHeartTranscriptor(io.ComfyNode):
+class LoadHeartTranscriptor(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -56,30 +26,19 @@ class LoadHeartTranscriptor(io.ComfyNode):
             category=CATEGORY,
             description="Loads HeartTranscriptor, a Whisper model tuned to transcribe sung lyrics (any Whisper "
                         "folder in Hugging Face format works too).",
-            inputs=[
-                io.Combo.Input("model", options=listening_folders.choices("whisper"),
-                               tooltip="A Whisper folder under models/HeartMuLa, e.g. HeartTranscriptor-oss."),
-                io.Combo.Input("dtype", options=DTYPES, default="auto",
-                               tooltip="auto = fp16 on a GPU that runs it well, fp32 on the CPU."),
-                io.Boolean.Input("download_if_missing", default=False,
-                                 tooltip="Fetch HeartTranscriptor-oss from the Hugging Face Hub (about 3 GB) "
-                                         "when it is not there yet."),
-            ],
+            inputs=loader_inputs(
+                "whisper", "model", "A Whisper folder under models/HeartMuLa, e.g. HeartTranscriptor-oss.",
+                "auto", "auto = fp16 on a GPU that runs it well, fp32 on the CPU.",
+                "Fetch HeartTranscriptor-oss from the Hugging Face Hub (about 3 GB) when it is not there yet."),
             outputs=[TranscriptorSocket.Output(display_name="transcriptor")],
         )
 
     @classmethod
     def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        folder = listening_folders.resolve("whisper", model, download_if_missing)
-        load_device, offload_device = _devices()
-        torch_dtype = listening_patcher.choose_dtype(dtype, load_device)
-        loaded = load_transcriber(folder, dtype=torch_dtype)
-        patcher = listening_patcher.wrap(loaded.model.to(offload_device), load_device, offload_device)
-        log.info("HeartMuLa: loaded transcriptor %s as %s", folder, torch_dtype)
-        return io.NodeOutput(HeartTranscriptorModel(patcher, loaded.processor, folder, torch_dtype))
+        return io.NodeOutput(load_model("whisper", model, dtype, download_if_missing, listening(load_transcriber)))
 
 
-class TranscribeLyrics(io.ComfyNode):
+class TranscribeLyrics(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -109,14 +68,13 @@ class TranscribeLyrics(io.ComfyNode):
     @classmethod
     def execute(cls, transcriptor, audio, language: str, beams: int, temperature_fallback: bool,
                 timestamps: bool) -> io.NodeOutput:
-        config = transcriptor.model.config
-        needed = estimate_transcribe_bytes(config, CHUNKS_PER_BATCH, beams, transcriptor.dtype)
-        model = listening_patcher.load_whole(transcriptor.patcher, needed)
+        needed = estimate_transcribe_bytes(transcriptor.model.config, CHUNKS_PER_BATCH, beams, transcriptor.dtype)
+        memory.load_for_inference(transcriptor.patcher, needed)
         temperatures = DEFAULT_TEMPERATURES if temperature_fallback else (0.0,)
-        report = memory.progress_reporter(1)
-        texts = transcribe(model, transcriptor.processor, audio["waveform"], audio["sample_rate"],
+        texts = transcribe(transcriptor.model, transcriptor.processor, audio["waveform"], audio["sample_rate"],
                            language=language, num_beams=beams, temperatures=temperatures, timestamps=timestamps,
-                           batch_size=CHUNKS_PER_BATCH, on_chunk=report, check_cancel=memory.check_cancel)
+                           batch_size=CHUNKS_PER_BATCH, on_chunk=memory.progress_reporter(1),
+                           check_cancel=memory.check_cancel)
         return io.NodeOutput(texts)
 
 

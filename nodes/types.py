@@ -1,4 +1,4 @@
-"""What flows along the graph: the socket types of the pack and the objects they carry.
+"""What flows along the graph: the socket types of the pack and every object they carry.
 
 Every socket carries a whole batch (B songs in, B results out). Tensors handed between nodes live
 on the CPU; models live in ModelPatchers so ComfyUI decides what sits in VRAM.
@@ -13,9 +13,7 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
-CATEGORY = "audio/HeartMuLa"
-SAMPLE_RATE = 48000  # HeartCodec output
-FRAME_RATE = 12.5  # code frames per second of audio
+from ..heartmula_core.codes import FRAME_RATE
 
 LMSocket = io.Custom("HEARTMULA_LM")
 CodecSocket = io.Custom("HEARTCODEC")
@@ -25,33 +23,44 @@ TranscriptorSocket = io.Custom("HEARTTRANSCRIPTOR")
 ClapSocket = io.Custom("HEARTCLAP")
 
 
-@dataclass
-class HeartMuLaLM:
-    """HEARTMULA_LM: the LM in a ModelPatcher plus what prompts and sampling need besides weights."""
+@dataclass(kw_only=True)
+class PatchedModel:
+    """A model in a ComfyUI ModelPatcher (ComfyUI moves it), the folder it came from and its dtype.
+    ``model`` is the model the core runs."""
 
-    patcher: Any  # comfy.model_patcher.ModelPatcher around heartmula_core.lm.HeartMuLa
+    patcher: Any  # comfy.model_patcher.ModelPatcher (or CoreModelPatcher)
+    folder: Path
+    dtype: torch.dtype
+
+    @property
+    def model(self):
+        return self.patcher.model
+
+
+@dataclass(kw_only=True)
+class HeartMuLaLM(PatchedModel):
+    """HEARTMULA_LM: the LM plus what prompts and sampling need besides weights."""
+
     tokenizer: Any  # tokenizers.Tokenizer
     gen_config: Any  # heartmula_core.lm.config.GenConfig
     config: Any  # heartmula_core.lm.config.HeartMuLaConfig
-    folder: Path
-    dtype: torch.dtype
-
-    @property
-    def model(self):
-        return self.patcher.model
 
 
 @dataclass
-class HeartCodecModel:
-    """HEARTCODEC: the codec in a ModelPatcher."""
+class HeartCodecModel(PatchedModel):
+    """HEARTCODEC: the codec."""
 
-    patcher: Any  # comfy.model_patcher.ModelPatcher around heartmula_core.codec.HeartCodec
-    folder: Path
-    dtype: torch.dtype
+
+@dataclass(kw_only=True)
+class ListeningModel(PatchedModel):
+    """HEARTTRANSCRIPTOR (a Whisper model) or HEARTCLAP (a CLAP model) and its processor (features +
+    tokenizer). The patcher holds the ``transformers`` model inside a ``memory.HeldModel``."""
+
+    processor: Any
 
     @property
     def model(self):
-        return self.patcher.model
+        return self.patcher.model.inner
 
 
 @dataclass
@@ -71,7 +80,7 @@ class HeartMuLaCodes:
         return [int(n) / self.frame_rate for n in self.lengths.tolist()]
 
 
-def audio_output(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> dict:
+def audio_output(waveform: torch.Tensor, sample_rate: int) -> dict:
     """ComfyUI's AUDIO value: ``{"waveform": float32 [B, C, N] on the CPU, "sample_rate": int}``."""
     return {"waveform": waveform.detach().to(device="cpu", dtype=torch.float32).contiguous(),
             "sample_rate": int(sample_rate)}

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from heartmula_core.clap import clap_scores, load_clap, window_starts
+from heartmula_core.listening.clap import clap_scores, load_clap, window_starts
 from heartmula_core.errors import CheckpointError, HeartMuLaError
 from heartmula_core.resample import resample
 from tiny_listening_models import CLAP_RATE, build_tiny_clap

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from heartmula_core.__main__ import main
-from heartmula_core.codes_file import load_codes, save_codes
+from heartmula_core.codes import load_codes, save_codes
 
 ROOT = Path(__file__).resolve().parent.parent
 CKPT = ROOT / "tests" / "data" / "tiny" / "ckpt"
@@ -38,13 +38,13 @@ def one_error_line(capsys) -> str:
 
 @pytest.fixture
 def no_model_loads(monkeypatch):
-    import heartmula_core.checkpoints as checkpoints
+    import heartmula_core.lm.load as lm_load
     import heartmula_core.codec as codec
 
     def forbidden(*_a, **_k):
         raise AssertionError("a model was loaded before the settings were checked")
 
-    monkeypatch.setattr(checkpoints, "load_lm", forbidden)
+    monkeypatch.setattr(lm_load, "load_lm", forbidden)
     monkeypatch.setattr(codec, "load_codec", forbidden)
 
 
@@ -135,12 +135,12 @@ def test_batch_that_cannot_fit_says_how_much_memory_it_needs(tmp_path, capsys, n
 
 
 def test_allocation_failure_while_sampling_becomes_an_error_line(tmp_path, capsys, monkeypatch):
-    import heartmula_core.lm.generate as generate
+    import heartmula_core.lm.layers as layers
 
     def no_memory(*_a, **_k):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
 
-    monkeypatch.setattr(generate.TransformerState, "allocate", no_memory)
+    monkeypatch.setattr(layers.TransformerState, "allocate", no_memory)
     assert main(sample(tmp_path)) == 2
     line = one_error_line(capsys)
     assert "ran out of memory on cpu: it needs about" in line and "Lower --batch" in line

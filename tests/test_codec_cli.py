@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from heartmula_core.__main__ import main
-from heartmula_core.codes_file import load_codes, save_codes
+from heartmula_core.codes import load_codes, save_codes
 
 CKPT = Path(__file__).parent / "data" / "tiny" / "ckpt"
 LYRICS = "[Verse]\nla la la\n"

@@ -50,12 +50,12 @@ def test_the_generation_examples_are_there():
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_widget_values_and_links_fit_the_schemas(path, object_info, pack):
-    from heartmula_pack.nodes import model_folders
+    from heartmula_pack.heartmula_core.checkpoints.kinds import KINDS
 
     workflow = json.loads(path.read_text(encoding="utf-8"))
     prompt = load_converter().convert(workflow, object_info)
     nodes = {n["id"]: n for n in workflow["nodes"]}
-    environment_lists = {"model": list(model_folders.LM_REPOS), "codec": list(model_folders.CODEC_REPOS)}
+    environment_lists = {"model": list(KINDS["lm"].repos), "codec": list(KINDS["codec"].repos)}
     for node_id, entry in prompt.items():
         definition = object_info[entry["class_type"]]
         required = definition["input"]["required"]

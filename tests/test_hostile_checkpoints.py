@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from heartmula_core import weights
-from heartmula_core.checkpoints import load_lm
+from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import load_codec
 from heartmula_core.errors import CheckpointError
 from heartmula_core.lm.config import GenConfig, HeartMuLaConfig

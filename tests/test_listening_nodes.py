@@ -64,7 +64,7 @@ def takes_batch(lengths_s, rate=RATE):
 
 
 def prompt_like(tags="piano,happy", lyrics="[Verse]\nMusic, music!"):
-    from heartmula_core.prompt import Prompt
+    from heartmula_core.lm.prompt import Prompt
 
     return Prompt(tokens=torch.zeros(1, 9, dtype=torch.long), mask=torch.zeros(1, 9, dtype=torch.bool),
                   muq_index=0, tags=tags, lyrics=lyrics)

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from heartmula_core.checkpoints import load_lm
-from heartmula_core.lm.generate import FrameSampler, generate
-from heartmula_core.prompt import build_prompt
+from heartmula_core.lm.load import load_lm
+from heartmula_core.lm.frame_sampler import FrameSampler
+from heartmula_core.lm.generate import generate
+from heartmula_core.lm.prompt import build_prompt
 from lm_fixtures import TINY_LM
 
 HOST_READS = ["item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "__len__"]

@@ -7,10 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from heartmula_core.checkpoints import build_lm, list_lm_folders, load_lm, resolve_lm_folder
+from heartmula_core.checkpoints.folders import list_folders
+from heartmula_core.lm.load import build_lm, load_lm, resolve_lm_folder
 from heartmula_core.errors import CheckpointError, PromptError
 from heartmula_core.lm.config import FLAVORS, HeartMuLaConfig
-from heartmula_core.prompt import build_prompt
+from heartmula_core.lm.prompt import build_prompt
+from heartmula_core.text_input import text_or_file
 from lm_fixtures import TINY_CKPT, TINY_LM, manifest
 
 
@@ -44,7 +46,7 @@ def test_config_defaults_and_explicit_overrides():
 
 def test_root_folder_resolves_to_the_only_lm_and_lists_it(tmp_path):
     root = copy_root(tmp_path)
-    assert list_lm_folders(root) == ["HeartMuLa-oss-3B"]
+    assert list_folders(root, "lm") == ["HeartMuLa-oss-3B"]
     files = resolve_lm_folder(root)
     assert files.folder.name == "HeartMuLa-oss-3B" and files.tokenizer.parent == root
 
@@ -127,6 +129,7 @@ def test_prompt_errors_and_file_inputs(tmp_path):
     tags, lyrics = tmp_path / "tags.txt", tmp_path / "lyrics.txt"
     tags.write_text("Piano,Happy")
     lyrics.write_text("[Verse]\nHello")
-    from_files = build_prompt(lm.tokenizer, lm.gen_config, str(tags), str(lyrics))
+    from_files = build_prompt(lm.tokenizer, lm.gen_config, text_or_file(str(tags), "tags"),
+                              text_or_file(str(lyrics), "lyrics"))  # the command line reads files
     from_text = build_prompt(lm.tokenizer, lm.gen_config, "piano,happy", "[verse]\nhello")
     assert torch.equal(from_files.tokens, from_text.tokens)

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from heartmula_core.checkpoints import load_lm
+from heartmula_core.lm.load import load_lm
 from heartmula_core.errors import PromptError
-from heartmula_core.lm.generate import frames_for_seconds, generate
-from heartmula_core.prompt import build_prompt
+from heartmula_core.lm.budget import frames_for_seconds
+from heartmula_core.lm.generate import generate
+from heartmula_core.lm.prompt import build_prompt
 from lm_fixtures import TINY_LM
 
 

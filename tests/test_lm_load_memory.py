@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from heartmula_core.checkpoints import build_lm
+from heartmula_core.lm.load import build_lm
 from heartmula_core.lm.config import HeartMuLaConfig
 from lm_fixtures import TINY_CKPT
 from streaming_safetensors import write_random_checkpoint
@@ -30,7 +30,7 @@ CONFIG = {
 
 MEASURE = """
 import resource, sys, torch
-from heartmula_core.checkpoints import load_lm
+from heartmula_core.lm.load import load_lm
 torch.set_num_threads(1)
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[sys.argv[2]]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -3,7 +3,7 @@
 import pytest
 
 from heartmula_core.errors import HeartMuLaError
-from heartmula_core.metrics import lyric_accuracy, lyric_accuracy_batch, normalise_lyrics
+from heartmula_core.listening.metrics import lyric_accuracy, lyric_accuracy_batch, normalise_lyrics
 
 
 def test_section_tags_timestamps_punctuation_and_case_are_removed():

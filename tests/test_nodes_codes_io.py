@@ -44,7 +44,7 @@ def test_saved_codes_come_back_identical_from_the_output_folder(io_nodes, comfy_
 
 def test_input_folder_files_are_listed_plain_and_change_their_fingerprint(io_nodes, comfy_home):
     codes_io, HeartMuLaCodes = io_nodes
-    from heartmula_pack.heartmula_core.codes_file import save_codes
+    from heartmula_pack.heartmula_core.codes import save_codes
 
     codes = sample_codes(HeartMuLaCodes)
     save_codes(comfy_home.input / "mine.safetensors", codes.codes, codes.lengths)

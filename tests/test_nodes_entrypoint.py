@@ -106,7 +106,8 @@ def test_a_broken_part_never_hides_the_other_nodes(pack, comfy_home, monkeypatch
         return real_import(name, package)
 
     monkeypatch.setattr(pack, "importlib", types.SimpleNamespace(import_module=fake_import))
-    monkeypatch.setattr(pack, "OPTIONAL_MODULES", ("explodes", "broken", "not_in_this_checkout"))
+    monkeypatch.setattr(pack, "NODE_MODULES", ("loaders", "conditioning", "sampling", "decoding", "codes_io", "explodes",
+                                            "broken", "not_in_this_checkout"))
     ids = {n.GET_SCHEMA().node_id for n in pack.node_classes()}
     assert ids == NODE_IDS
     assert "import exploded" in caplog.text and "schema exploded" in caplog.text

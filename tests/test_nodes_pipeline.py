@@ -78,7 +78,7 @@ def test_sampler_reproduces_the_official_greedy_tokens(chain):
 
 
 def test_load_codes_then_decode_reproduces_the_official_waveform(chain, pack):
-    from heartmula_pack.heartmula_core.codes_file import save_codes
+    from heartmula_pack.heartmula_core.codes import save_codes
     from heartmula_pack.nodes import codes_io
 
     reference = expected()
@@ -263,7 +263,7 @@ def test_text_boxes_never_read_files_on_the_server(chain, pack, tmp_path):
 
 def test_lm_memory_estimate_grows_with_length_batch_and_guidance(pack):
     from heartmula_pack.heartmula_core.lm.config import HeartMuLaConfig
-    from heartmula_pack.heartmula_core.lm.generate import estimate_generation_bytes
+    from heartmula_pack.heartmula_core.lm.budget import estimate_generation_bytes
     from heartmula_node_env import TINY_CKPT
 
     config = HeartMuLaConfig.from_file(TINY_CKPT / LM_NAME / "config.json")

@@ -17,7 +17,7 @@ import torch
 from heartmula_core import atomic
 from heartmula_core.__main__ import main
 from heartmula_core.atomic import atomic_write, atomic_write_all, output_target
-from heartmula_core.codes_file import load_codes, save_codes
+from heartmula_core.codes import load_codes, save_codes
 from heartmula_core.errors import OutputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,13 +45,13 @@ def sample_args(out: Path, *extra: str) -> list[str]:
 @pytest.fixture
 def no_model_loads(monkeypatch):
     """Fail the test if any weights are loaded: these checks must come first."""
-    import heartmula_core.checkpoints as checkpoints
+    import heartmula_core.lm.load as lm_load
     import heartmula_core.codec as codec
 
     def forbidden(*_a, **_k):
         raise AssertionError("a model was loaded before the output path was checked")
 
-    monkeypatch.setattr(checkpoints, "load_lm", forbidden)
+    monkeypatch.setattr(lm_load, "load_lm", forbidden)
     monkeypatch.setattr(codec, "load_codec", forbidden)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from heartmula_core.checkpoints import load_lm
+from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import decode, load_codec
-from heartmula_core.codec.decode import _check_codes  # the codec's own refusal rule
+from heartmula_core.codes import check_codes  # the codec's own refusal rule
 from heartmula_core.errors import CheckpointError, SettingsError
 from heartmula_core.lm.generate import generate
 from heartmula_core.lm.sampling import sample_top_k
 from heartmula_core.lm.vocab import audio_vocab
-from heartmula_core.prompt import build_prompt
+from heartmula_core.lm.prompt import build_prompt
 from lm_fixtures import TINY_CKPT, TINY_LM
 
 
@@ -75,7 +75,7 @@ def test_hundred_seeds_batch_two_every_song_decodes(lm, prompt, codec):
             n = int(out.lengths[b])
             song = out.codes[b, :, :n]
             assert bool((song < codec.config.codebook_size).all()), f"seed {seed} song {b}"
-            _check_codes(song[None], [n], codec.config)
+            check_codes(song[None], [n], codebook_size=codec.config.codebook_size)
             songs.append(song)
     shortest = min(songs, key=lambda s: s.shape[-1])
     longest = max(songs, key=lambda s: s.shape[-1])

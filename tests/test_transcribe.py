@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from heartmula_core.errors import CheckpointError, HeartMuLaError
-from heartmula_core.transcribe import load_transcriber, plan_chunks, to_mono_16k, transcribe
+from heartmula_core.listening.audio_in import to_mono
+from heartmula_core.listening.transcribe import WHISPER_RATE, load_transcriber, plan_chunks, transcribe
 from tiny_listening_models import build_tiny_whisper
 
 RATE = 16000
@@ -50,10 +51,10 @@ def test_every_chunk_is_at_most_30_s_and_they_tile_the_song():
 
 def test_mono_mix_and_resampling_to_16k():
     stereo = torch.stack([torch.ones(44100), -torch.ones(44100)])[None]  # cancels out when mixed
-    mono = to_mono_16k(stereo, 44100)
+    mono = to_mono(stereo, 44100, WHISPER_RATE)
     assert mono.shape == (1, 16000)
     assert mono.abs().max() < 1e-6
-    same_rate = to_mono_16k(torch.ones(2, 1, 800), 16000)
+    same_rate = to_mono(torch.ones(2, 1, 800), 16000, WHISPER_RATE)
     assert same_rate.shape == (2, 800) and torch.equal(same_rate, torch.ones(2, 800))
 
 

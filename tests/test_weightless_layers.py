@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import COMFYUI_DIR
-from heartmula_core.checkpoints import load_lm
+from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import load_codec
 from heartmula_core.errors import CheckpointError
 from heartmula_core.weights import assign_to_module
@@ -135,7 +135,7 @@ import resource, sys, torch
 sys.path.insert(0, sys.argv[3])
 import comfy.memory_management, comfy.ops
 comfy.memory_management.aimdo_enabled = True
-from heartmula_core.checkpoints import load_lm
+from heartmula_core.lm.load import load_lm
 torch.set_num_threads(1)
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[sys.argv[2]]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

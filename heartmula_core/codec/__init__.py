@@ -7,7 +7,8 @@ Public API: ``load_codec``, ``decode``, ``estimate_decode_bytes``, ``CodecConfig
 from .config import CodecConfig
 from .decode import decode, estimate_decode_bytes
 from .layout import checkpoint_layout, is_ignored_key
-from .model import HeartCodec, build_codec, load_codec
+from .load import load_codec
+from .model import HeartCodec, build_codec
 
 __all__ = [
     "CodecConfig", "HeartCodec", "build_codec", "checkpoint_layout", "decode",

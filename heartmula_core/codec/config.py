@@ -7,10 +7,11 @@ the real codec; unknown fields (transformers bookkeeping, training-only settings
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checkpoints.folders import read_json_object
+from ..codes import CODEBOOKS, SAMPLE_RATE
 from ..errors import CheckpointError
 
 
@@ -20,7 +21,7 @@ class CodecConfig:
     dim: int = 512
     codebook_size: int = 8192
     codebook_dim: int = 32
-    num_quantizers: int = 8
+    num_quantizers: int = CODEBOOKS
     decay: float = 0.9
     commitment_weight: float = 1.0
     threshold_ema_dead_code: int = 2
@@ -35,7 +36,7 @@ class CodecConfig:
     out_channels: int = 256
     # scalar (convolutional) decoder
     num_bands: int = 1
-    sample_rate: int = 48000
+    sample_rate: int = SAMPLE_RATE
     causal: bool = True
     num_samples: int = 2
     downsample_factors: tuple[int, ...] = (3, 4, 4, 4, 5)
@@ -79,15 +80,8 @@ class CodecConfig:
     @classmethod
     def from_folder(cls, folder: str | Path) -> "CodecConfig":
         path = Path(folder) / "config.json"
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CheckpointError(f"{path} is missing: a HeartCodec folder needs config.json next to its weights.") from None
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} is not valid JSON ({exc}). Re-download the HeartCodec folder.") from None
-        if not isinstance(raw, dict):
-            raise CheckpointError(f"{path} must hold a JSON object.")
-        return cls.from_dict(raw, str(path))
+        fix = "A HeartCodec folder holds config.json next to its weights; re-download the folder."
+        return cls.from_dict(read_json_object(path, fix), str(path))
 
     def _validate(self, source: str) -> None:
         def bad(field_name: str, why: str) -> CheckpointError:

@@ -14,48 +14,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import CodesError
+from ..codes import check_codes
 from ..settings import check_decoding
 from .config import CodecConfig
-from .estimator import _mlp_hidden
+from .estimator import mlp_hidden
 from .flow import solve_euler
 from .model import HeartCodec
 from .windows import HOP_FRAMES, OVERLAP_LATENTS, WINDOW_FRAMES, WINDOW_LATENTS, WindowPlan, plan_windows
-
-
-def _check_codes(codes, lengths, config: CodecConfig) -> tuple[torch.Tensor, list[int]]:
-    if not isinstance(codes, torch.Tensor):
-        raise CodesError(f"codes must be a torch.Tensor of shape [batch, {config.num_quantizers}, frames], got {type(codes).__name__}.")
-    if codes.dim() == 2:
-        codes = codes.unsqueeze(0)
-    if codes.dim() != 3 or codes.shape[1] != config.num_quantizers or codes.shape[2] < 1 or codes.shape[0] < 1:
-        raise CodesError(
-            f"codes must have shape [batch, {config.num_quantizers}, frames] (one row per codebook), got {list(codes.shape)}."
-        )
-    if codes.dtype.is_floating_point or codes.dtype == torch.bool or codes.is_complex():
-        raise CodesError(f"codes must hold integers, got dtype {codes.dtype}.")
-    batch, _, frames = codes.shape
-    if lengths is None:
-        lengths = [frames] * batch
-    else:
-        lengths = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
-        if len(lengths) != batch:
-            raise CodesError(f"lengths has {len(lengths)} entries for a batch of {batch} songs.")
-        for b, n in enumerate(lengths):
-            if not 1 <= n <= frames:
-                raise CodesError(f"lengths[{b}] = {n} is outside 1..{frames} (the codes' frame count).")
-    codes = codes.to("cpu", torch.int64)
-    for b, n in enumerate(lengths):
-        song = codes[b, :, :n]
-        bad = (song < 0) | (song >= config.codebook_size)
-        if bool(bad.any()):
-            q, t = (int(i) for i in bad.nonzero()[0])
-            raise CodesError(
-                f"codes[{b}, {q}, {t}] = {int(song[q, t])} is outside the codebook (0..{config.codebook_size - 1}). "
-                "The codes do not come from this HeartCodec's language model, or they still contain special "
-                "tokens (end of audio): cut them off before decoding."
-            )
-    return codes, lengths
 
 
 def _draw_noise(plans: Sequence[WindowPlan], latent_dim: int, generator) -> list[list[torch.Tensor]]:
@@ -110,6 +75,46 @@ def _crossfade_into(out: torch.Tensor, piece: torch.Tensor, start: int, overlap:
     out[:, start + n:end] = piece[:, n:]
 
 
+def _step_counter(total: int, on_step, check_cancel) -> Callable[[], None]:
+    """Called after every Euler step: the cancel check, then ``on_step(done, total)``."""
+    done = 0
+
+    def after_step() -> None:
+        nonlocal done
+        done += 1
+        if check_cancel is not None:
+            check_cancel()
+        if on_step is not None:
+            on_step(done, total)
+
+    return after_step
+
+
+def _decode_window(codec: HeartCodec, w: int, plans: Sequence[WindowPlan], padded_codes, noise, previous: dict,
+                   out: torch.Tensor, steps: int, guidance: float, after_step) -> None:
+    """Window ``w`` of every song that has one, as one transformer batch: its latents go into
+    ``previous`` (the next window's in-context start), its audio is cross-faded into ``out``."""
+    fm, device = codec.flow_matching, codec.device
+    songs = [b for b, p in enumerate(plans) if p.windows > w]
+    start = w * HOP_FRAMES
+    window_codes = torch.stack([padded_codes[b][:, start:start + WINDOW_FRAMES] for b in songs]).to(device)
+    x0 = torch.cat([noise[b][w] for b in songs]).to(device)
+    incontext = torch.zeros_like(x0)
+    n_ctx = 0 if w == 0 else OVERLAP_LATENTS
+    if n_ctx:
+        incontext[:, :n_ctx] = torch.stack([previous[b][-n_ctx:] for b in songs])
+    condition = fm.condition(window_codes).float()
+    latents = solve_euler(fm.estimator, x0, incontext, n_ctx, condition, steps, guidance, after_step)
+    for i, b in enumerate(songs):
+        plan = plans[b]
+        previous[b] = latents[i]
+        begin = plan.sample_start(w)
+        needed = min(plan.window_samples, plan.output_samples - begin)
+        if needed > 0:
+            audio = _latent_to_audio(codec, latents[i], needed)
+            _crossfade_into(out[b], audio, begin, plan.overlap_samples, first=(w == 0))
+
+
 @torch.no_grad()  # not inference_mode: callers may edit the returned tensor in place
 def decode(
     codec: HeartCodec,
@@ -130,47 +135,20 @@ def decode(
     """
     cfg = codec.config
     check_decoding(steps, guidance)
-    codes, lengths = _check_codes(codes, lengths, cfg)
+    if isinstance(codes, torch.Tensor) and codes.dim() == 2:
+        codes = codes[None]  # one song [8, T]
+    codes, lengths = check_codes(codes, lengths, codebooks=cfg.num_quantizers, codebook_size=cfg.codebook_size)
     if check_cancel is not None:
         check_cancel()
-    device = codec.device
-    fm = codec.flow_matching
     plans = [plan_windows(n, cfg.sample_rate) for n in lengths]
-    noise = _draw_noise(plans, fm.latent_dim, generator)
+    noise = _draw_noise(plans, codec.flow_matching.latent_dim, generator)
     padded_codes = [_tiled(codes[b, :, :n], plans[b].padded_frames) for b, n in enumerate(lengths)]
     out = torch.zeros(len(lengths), 2, max(p.output_samples for p in plans))
-
-    total = max(p.windows for p in plans) * steps
-    done = 0
-
-    def after_step() -> None:
-        nonlocal done
-        done += 1
-        if check_cancel is not None:
-            check_cancel()
-        if on_step is not None:
-            on_step(done, total)
-
+    windows = max(p.windows for p in plans)
+    after_step = _step_counter(windows * steps, on_step, check_cancel)
     previous: dict[int, torch.Tensor] = {}
-    for w in range(max(p.windows for p in plans)):
-        songs = [b for b, p in enumerate(plans) if p.windows > w]
-        start = w * HOP_FRAMES
-        window_codes = torch.stack([padded_codes[b][:, start:start + WINDOW_FRAMES] for b in songs]).to(device)
-        x0 = torch.cat([noise[b][w] for b in songs]).to(device)
-        incontext = torch.zeros_like(x0)
-        n_ctx = 0 if w == 0 else OVERLAP_LATENTS
-        if n_ctx:
-            incontext[:, :n_ctx] = torch.stack([previous[b][-n_ctx:] for b in songs])
-        condition = fm.condition(window_codes).float()
-        latents = solve_euler(fm.estimator, x0, incontext, n_ctx, condition, steps, guidance, after_step)
-        for i, b in enumerate(songs):
-            plan = plans[b]
-            previous[b] = latents[i]
-            begin = plan.sample_start(w)
-            needed = min(plan.window_samples, plan.output_samples - begin)
-            if needed > 0:
-                audio = _latent_to_audio(codec, latents[i], needed)
-                _crossfade_into(out[b], audio, begin, plan.overlap_samples, first=(w == 0))
+    for w in range(windows):
+        _decode_window(codec, w, plans, padded_codes, noise, previous, out, steps, guidance, after_step)
         if check_cancel is not None:
             check_cancel()
     # rows are padded with zeros to the longest song: nothing is written past a song's own length
@@ -190,7 +168,7 @@ def estimate_decode_bytes(config: CodecConfig, batch: int, dtype: torch.dtype = 
     rows = 2 * batch
     t = WINDOW_LATENTS
     wide = 2 * config.inner_dim
-    transformer = rows * t * (config.in_channels + 6 * wide + 3 * _mlp_hidden(wide)) * elt
+    transformer = rows * t * (config.in_channels + 6 * wide + 3 * mlp_hidden(wide)) * elt
     transformer += rows * config.num_attention_heads * t * t * 4
     scalar = 0
     length, n_up = t, len(config.upsample_factors)

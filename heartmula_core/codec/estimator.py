@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _mlp_hidden(dim: int, multiple_of: int = 256) -> int:
+def mlp_hidden(dim: int, multiple_of: int = 256) -> int:
     hidden = int(2 * (4 * dim) / 3)
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
 
@@ -70,7 +70,7 @@ class Attention(nn.Module):
 class SwiGLU(nn.Module):
     def __init__(self, dim: int, operations=nn):
         super().__init__()
-        hidden = _mlp_hidden(dim)
+        hidden = mlp_hidden(dim)
         self.gate = operations.Linear(dim, hidden, bias=False)
         self.up = operations.Linear(dim, hidden, bias=False)
         self.down = operations.Linear(hidden, dim, bias=False)

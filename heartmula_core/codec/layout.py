@@ -10,6 +10,7 @@ import re
 import torch
 
 from .config import CodecConfig
+from .model import build_codec
 from .weight_norm import unfold_key
 
 # Training-only state: VQ EMA statistics, the VQ input projection and the audio encoder.
@@ -70,8 +71,6 @@ def _ignored_layout(c: CodecConfig, naming: str) -> dict[str, tuple[int, ...]]:
 def checkpoint_layout(config: CodecConfig, naming: str = "parametrizations", include_ignored: bool = True) -> dict[str, tuple[int, ...]]:
     """Every key (and shape) a released-style checkpoint for ``config`` holds, weight norm named
     ``naming`` ('parametrizations' or 'weight_g'). Built on the meta device: costs no memory."""
-    from .model import build_codec
-
     model = build_codec(config)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
     for key in weight_normed_keys(model):

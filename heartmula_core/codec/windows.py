@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..codes import FRAME_RATE, samples_for
+
 WINDOW_SECONDS = 29.76
-CODE_FRAME_RATE = 12.5
-WINDOW_FRAMES = int(WINDOW_SECONDS * CODE_FRAME_RATE)  # 372
+WINDOW_FRAMES = int(WINDOW_SECONDS * FRAME_RATE)  # 372
 HOP_FRAMES = WINDOW_FRAMES // 93 * 80  # 320
 OVERLAP_FRAMES = WINDOW_FRAMES - HOP_FRAMES  # 52
 LATENTS_PER_FRAME = 2
@@ -42,8 +43,8 @@ class WindowPlan:
 
     @property
     def output_samples(self) -> int:
-        """Samples returned for the song: its true duration (frames / 12.5 s)."""
-        return int(self.frames / CODE_FRAME_RATE * self.sample_rate)
+        """Samples returned for the song: its true duration."""
+        return samples_for(self.frames, self.sample_rate)
 
     def frame_start(self, window: int) -> int:
         return window * HOP_FRAMES

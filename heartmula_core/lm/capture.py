@@ -1,9 +1,10 @@
 """Ways to run the frame step: eager, torch.compile, or a CUDA graph replayed every frame.
 
-Each runner is called as ``runner(previous, position, generator) -> frame`` and owns the frame's
-noise draw, so the three give the same tokens for the same seed on the same device. The CUDA graph
-is captured on the first frame step of a generation (it depends on that generation's caches) with
-static input buffers that later frames overwrite in place.
+Each runner is built on a ``FrameSampler`` and called as ``runner(previous, position) -> frame``;
+it draws the frame's noise from the sampler's generator itself, so the three give the same tokens
+for the same seed on the same device. The CUDA graph is captured on the first frame step of a
+generation (it depends on that generation's caches) with static input buffers that later frames
+overwrite in place.
 """
 
 from __future__ import annotations

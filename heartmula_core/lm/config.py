@@ -8,11 +8,12 @@ checkpoints were trained with); those override the flavor's dimensions field by 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checkpoints.folders import read_json_object
+from ..codes import CODEBOOKS
 from ..errors import CheckpointError
 
 
@@ -93,7 +94,7 @@ class HeartMuLaConfig:
     decoder: LlamaConfig = field(default_factory=lambda: FLAVORS["llama-300M"])
     text_vocab_size: int = 128_256
     audio_vocab_size: int = 8197
-    audio_num_codebooks: int = 8
+    audio_num_codebooks: int = CODEBOOKS
     muq_dim: int = 512
 
     @classmethod
@@ -127,13 +128,7 @@ class HeartMuLaConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> "HeartMuLaConfig":
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
-            raise CheckpointError(f"Cannot read {path}: {exc}. Re-download the model folder.") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path} must hold a JSON object.")
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json_object(path, "Re-download the model folder."), str(path))
 
 
 @dataclass(frozen=True)
@@ -148,12 +143,7 @@ class GenConfig:
     @classmethod
     def from_file(cls, path: Path, config: HeartMuLaConfig | None = None) -> "GenConfig":
         """Read gen_config.json; with the LM's ``config``, each id must also fit its vocabulary."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
-            raise CheckpointError(f"Cannot read {path}: {exc}. Re-download gen_config.json.") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path} must hold a JSON object.")
+        data = read_json_object(path, "Re-download gen_config.json.")
         known = {f.name for f in dataclasses.fields(cls)}
         gen = cls(**{k: v for k, v in data.items() if k in known})
         gen.check(str(path), config)

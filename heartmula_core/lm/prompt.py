@@ -2,21 +2,22 @@
 
 Layout: ``<tag>tags</tag>`` tokens with BOS/EOS, one empty slot where a MuQ reference-audio
 embedding goes, then the lyrics tokens with BOS/EOS; only the text stream is enabled in a prompt.
-Both texts are lower-cased, as the model was trained.
+Both texts are lower-cased, as the model was trained. The texts are taken as they are: reading
+them from files is the command line's business (text_input.text_or_file).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from .errors import PromptError
-from .lm.config import GenConfig
+from ..codes import CODEBOOKS
+from ..errors import PromptError
+from ..text_input import check_text
+from .config import GenConfig
 
-STREAMS = 9  # 8 codebooks + text
+STREAMS = CODEBOOKS + 1  # the audio codebooks + text
 
 
 @dataclass
@@ -32,24 +33,6 @@ class Prompt:
         return int(self.tokens.shape[0])
 
 
-def read_text(value: str, what: str) -> str:
-    """A string, or the contents of the file it names (a path to an existing file)."""
-    if not isinstance(value, str):
-        raise PromptError(f"{what} must be text or a path to a text file, got {type(value).__name__}.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:  # lone surrogates: bytes that were not UTF-8 on a command line
-        raise PromptError(f"The {what} are not valid text (character {exc.start + 1} is not UTF-8). "
-                          f"Re-type the {what} or save them as a UTF-8 file.") from None
-    candidate = value.strip()
-    if candidate and "\n" not in candidate and len(candidate) < 4096 and os.path.isfile(candidate):
-        try:
-            return Path(candidate).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PromptError(f"Cannot read {what} file {candidate}: {exc}") from None
-    return value
-
-
 def _with_bos_eos(ids: list[int], cfg: GenConfig) -> list[int]:
     if not ids or ids[0] != cfg.text_bos_id:
         ids = [cfg.text_bos_id] + ids
@@ -60,8 +43,8 @@ def _with_bos_eos(ids: list[int], cfg: GenConfig) -> list[int]:
 
 def build_prompt(tokenizer, gen_config: GenConfig, tags: str, lyrics: str) -> Prompt:
     """``tokenizer`` is a ``tokenizers.Tokenizer`` (the checkpoint's tokenizer.json)."""
-    tags = read_text(tags, "tags").strip().lower()
-    lyrics = read_text(lyrics, "lyrics").lower()
+    tags = check_text(tags, "tags").strip().lower()
+    lyrics = check_text(lyrics, "lyrics").lower()
     if not tags:
         raise PromptError("The tags are empty: give comma-separated style tags, e.g. 'piano,happy,wedding'.")
     if not lyrics.strip():

@@ -10,15 +10,14 @@ are too unlikely is decoded again at the next temperature).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
-from .errors import HeartMuLaError
-from .hf_folders import check_hf_folder, from_pretrained_options
-from .resample import resample
+from ..errors import HeartMuLaError
+from .audio_in import audible_length, to_mono
+from .hf_models import LoadedModel, load_pretrained
 
 WHISPER_RATE = 16000
 CHUNK_SECONDS = 30.0
@@ -33,41 +32,9 @@ LOGPROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.4
 
 
-@dataclass
-class LoadedTranscriber:
-    model: torch.nn.Module  # WhisperForConditionalGeneration
-    processor: object  # WhisperProcessor
-    folder: Path
-
-
-def load_transcriber(folder: str | Path, dtype: torch.dtype = torch.float32) -> LoadedTranscriber:
+def load_transcriber(folder: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
     """Load a Whisper folder on the CPU in ``dtype`` (fp16 when it will run on a GPU, else fp32)."""
-    folder = check_hf_folder(folder, "HeartTranscriptor", ("whisper",))
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
-    model = WhisperForConditionalGeneration.from_pretrained(str(folder), **from_pretrained_options(dtype))
-    processor = WhisperProcessor.from_pretrained(str(folder), local_files_only=True)
-    model.eval()
-    return LoadedTranscriber(model=model, processor=processor, folder=folder)
-
-
-def to_mono_16k(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """AUDIO waveform [B, C, N] at ``sample_rate`` -> float32 [B, N'] mono at 16 kHz."""
-    if not isinstance(waveform, torch.Tensor) or waveform.dim() != 3:
-        shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
-        raise HeartMuLaError(
-            f"Transcribe Lyrics: AUDIO waveform must be a tensor [batch, channels, samples], got {shape}."
-        )
-    if int(sample_rate) <= 0:
-        raise HeartMuLaError(f"Transcribe Lyrics: AUDIO sample_rate must be positive, got {sample_rate}.")
-    mono = waveform.detach().to("cpu", torch.float32).mean(dim=1)
-    return resample(mono, int(sample_rate), WHISPER_RATE)
-
-
-def trim_trailing_silence(mono: torch.Tensor) -> int:
-    """Length of ``mono`` [N] without trailing exact zeros (the padding of shorter songs in a batch)."""
-    nonzero = torch.nonzero(mono).flatten()
-    return int(nonzero[-1]) + 1 if nonzero.numel() else 0
+    return load_pretrained(folder, "whisper", "WhisperForConditionalGeneration", "WhisperProcessor", dtype)
 
 
 def plan_chunks(
@@ -111,7 +78,7 @@ def check_language(model: torch.nn.Module, language: str) -> str | None:
     known = sorted(token.strip("<|>") for token in lang_to_id)
     if language not in known:
         hint = f"Use 'auto' or one of: {', '.join(known)}." if known else "This model only supports 'auto'."
-        raise HeartMuLaError(f"Transcribe Lyrics: unknown language {language!r}. {hint}")
+        raise HeartMuLaError(f"Cannot transcribe: unknown language {language!r}. {hint}")
     return language
 
 
@@ -150,6 +117,47 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes):02d}:{rest:05.2f}"
 
 
+def _pieces(mono: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
+    """(song index, start sample, audio) of every chunk of every song, padding left out."""
+    pieces = []
+    for song, wave in enumerate(mono):
+        wave = wave[: audible_length(wave)]
+        pieces += [(song, start, wave[start:end]) for start, end in plan_chunks(wave)]
+    return pieces
+
+
+def _options(model, language: str | None, num_beams: int, temperatures: tuple[float, ...], timestamps: bool,
+             max_new_tokens: int) -> dict:
+    """``generate`` options: beam search, and the official fallback checks when there are several
+    temperatures (one temperature above 0: plain sampling)."""
+    # start-of-transcript, language, task and no-timestamps take 4 of the decoder's positions
+    max_new_tokens = max(1, min(int(max_new_tokens), int(model.config.max_target_positions) - 4))
+    options = dict(task="transcribe", language=language, num_beams=int(num_beams),
+                   max_new_tokens=int(max_new_tokens), return_timestamps=bool(timestamps))
+    if len(temperatures) > 1:
+        options.update(
+            temperature=temperatures,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            logprob_threshold=LOGPROB_THRESHOLD,
+            no_speech_threshold=NO_SPEECH_THRESHOLD,
+            condition_on_prev_tokens=False,
+        )
+    elif temperatures[0] > 0:
+        options.update(temperature=temperatures[0], do_sample=True)
+    return options
+
+
+def _texts(model, processor, features: torch.Tensor, options: dict, batch, timestamps: bool) -> list[str]:
+    """The text of each chunk of a mini-batch (its features [b, mels, frames] on the model's device)."""
+    ids = _generate(model, features, options)
+    if not isinstance(ids, torch.Tensor):  # dict output (timestamps / segments)
+        ids = ids["sequences"]
+    if timestamps:
+        return [_format_timestamped(processor.tokenizer, row, start / WHISPER_RATE)
+                for (_, start, _), row in zip(batch, ids.cpu())]
+    return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids.cpu()]
+
+
 @torch.no_grad()
 def transcribe(
     model: torch.nn.Module,
@@ -166,66 +174,32 @@ def transcribe(
     on_chunk: Callable[[int, int], None] | None = None,
     check_cancel: Callable[[], None] | None = None,
 ) -> list[str]:
-    """Transcribe each song of an AUDIO batch [B, C, N]; returns B strings (chunks joined by newlines).
+    """Transcribe each song of a waveform batch [B, C, N]; returns B strings (chunks joined by newlines).
 
     ``temperatures``: the first is used first (0 = beam search); later ones are tried only for chunks
     that fail the repetition / likelihood checks. Sampling draws from a generator seeded with ``seed``,
     so the same audio gives the same text. ``on_chunk(done, total)`` and ``check_cancel()`` are called
     after every mini-batch.
     """
-    mono = to_mono_16k(waveform, sample_rate)
+    mono = to_mono(waveform, sample_rate, WHISPER_RATE)
     language = check_language(model, language)
     temperatures = tuple(float(t) for t in temperatures) or (0.0,)
     if any(t < 0 for t in temperatures):
-        raise HeartMuLaError(f"Transcribe Lyrics: temperatures must be >= 0, got {temperatures}.")
+        raise HeartMuLaError(f"Transcription temperatures must be >= 0, got {temperatures}.")
     if num_beams < 1:
-        raise HeartMuLaError(f"Transcribe Lyrics: beams must be at least 1, got {num_beams}.")
-
-    pieces = []  # (song index, start sample, audio)
-    for song, wave in enumerate(mono):
-        wave = wave[: trim_trailing_silence(wave)]
-        for start, end in plan_chunks(wave):
-            pieces.append((song, start, wave[start:end]))
-
-    # start-of-transcript, language, task and no-timestamps take 4 of the decoder's positions
-    max_new_tokens = max(1, min(int(max_new_tokens), int(model.config.max_target_positions) - 4))
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    options = dict(
-        task="transcribe",
-        language=language,
-        num_beams=int(num_beams),
-        max_new_tokens=int(max_new_tokens),
-        return_timestamps=bool(timestamps),
-    )
-    if len(temperatures) > 1:
-        options.update(
-            temperature=temperatures,
-            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
-            logprob_threshold=LOGPROB_THRESHOLD,
-            no_speech_threshold=NO_SPEECH_THRESHOLD,
-            condition_on_prev_tokens=False,
-        )
-    elif temperatures[0] > 0:
-        options.update(temperature=temperatures[0], do_sample=True)
-
+        raise HeartMuLaError(f"Transcription needs at least 1 beam, got {num_beams}.")
+    pieces = _pieces(mono)
+    options = _options(model, language, num_beams, temperatures, timestamps, max_new_tokens)
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     texts: list[list[str]] = [[] for _ in range(mono.shape[0])]
-    fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for first in range(0, len(pieces), batch_size):
             batch = pieces[first : first + batch_size]
             features = processor.feature_extractor(
                 [p[2].numpy() for p in batch], sampling_rate=WHISPER_RATE, return_tensors="pt"
             ).input_features.to(device=device, dtype=dtype)
-            ids = _generate(model, features, options)
-            if not isinstance(ids, torch.Tensor):  # dict output (timestamps / segments)
-                ids = ids["sequences"]
-            for (song, start, _), row in zip(batch, ids.cpu()):
-                if timestamps:
-                    text = _format_timestamped(processor.tokenizer, row, start / WHISPER_RATE)
-                else:
-                    text = processor.tokenizer.decode(row, skip_special_tokens=True).strip()
+            for (song, _, _), text in zip(batch, _texts(model, processor, features, options, batch, timestamps)):
                 if text:
                     texts[song].append(text)
             if on_chunk is not None:

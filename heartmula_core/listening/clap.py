@@ -14,52 +14,19 @@ make scores depend on what else is in the batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
-from .errors import HeartMuLaError
-from .hf_folders import check_hf_folder, from_pretrained_options
-from .resample import resample
+from ..errors import HeartMuLaError
+from .audio_in import audible_length, to_mono
+from .hf_models import LoadedModel, load_pretrained
 
 
-@dataclass
-class LoadedClap:
-    model: torch.nn.Module  # ClapModel
-    processor: object  # ClapProcessor
-    folder: Path
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.processor.feature_extractor.sampling_rate)
-
-    @property
-    def window_samples(self) -> int:
-        return int(self.processor.feature_extractor.nb_max_samples)
-
-
-def load_clap(folder: str | Path, dtype: torch.dtype = torch.float32) -> LoadedClap:
+def load_clap(folder: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
     """Load a CLAP folder on the CPU in ``dtype``; an unknown folder layout is a CheckpointError."""
-    folder = check_hf_folder(folder, "CLAP", ("clap",))
-    from transformers import ClapModel, ClapProcessor
-
-    model = ClapModel.from_pretrained(str(folder), **from_pretrained_options(dtype))
-    processor = ClapProcessor.from_pretrained(str(folder), local_files_only=True)
-    model.eval()
-    return LoadedClap(model=model, processor=processor, folder=folder)
-
-
-def to_mono(waveform: torch.Tensor, sample_rate: int, target_rate: int) -> torch.Tensor:
-    """AUDIO waveform [B, C, N] -> float32 mono [B, N'] at ``target_rate``."""
-    if not isinstance(waveform, torch.Tensor) or waveform.dim() != 3:
-        shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
-        raise HeartMuLaError(f"CLAP Score: AUDIO waveform must be a tensor [batch, channels, samples], got {shape}.")
-    if int(sample_rate) <= 0:
-        raise HeartMuLaError(f"CLAP Score: AUDIO sample_rate must be positive, got {sample_rate}.")
-    mono = waveform.detach().to("cpu", torch.float32).mean(dim=1)
-    return resample(mono, int(sample_rate), int(target_rate))
+    return load_pretrained(folder, "clap", "ClapModel", "ClapProcessor", dtype)
 
 
 def window_starts(num_samples: int, window: int) -> list[int]:
@@ -103,6 +70,28 @@ def embed_windows(model, processor, windows: Sequence[torch.Tensor]) -> torch.Te
     return _pooled(model.get_audio_features(input_features=input_features, is_longer=is_longer)).cpu()
 
 
+def _windows(mono: torch.Tensor, window: int) -> tuple[list[int], list[torch.Tensor]]:
+    """(owning song, mono window) of every scoring window; the padding of a batch is not scored."""
+    owners, clips = [], []
+    for song, wave in enumerate(mono):
+        wave = wave[: audible_length(wave) or window]
+        for start in window_starts(wave.numel(), window):
+            owners.append(song)
+            clips.append(wave[start : start + window])
+    return owners, clips
+
+
+def _texts_per_song(texts: Sequence[str], songs: int) -> list[str]:
+    texts = [str(t) for t in texts]
+    if len(texts) == 1 and songs > 1:
+        texts = texts * songs
+    if len(texts) != songs:
+        raise HeartMuLaError(f"Got {len(texts)} texts for {songs} songs. Give one text for all or one per song.")
+    if any(not t.strip() for t in texts):
+        raise HeartMuLaError("The text to compare with is empty: give a description of the music.")
+    return texts
+
+
 def clap_scores(
     model,
     processor,
@@ -113,33 +102,14 @@ def clap_scores(
     on_batch: Callable[[int, int], None] | None = None,
     check_cancel: Callable[[], None] | None = None,
 ) -> list[float]:
-    """Mean cosine similarity per song of an AUDIO batch [B, C, N] with its text, each in [-1, 1].
+    """Mean cosine similarity per song of a waveform batch [B, C, N] with its text, each in [-1, 1].
 
     ``texts``: one text for all songs or one per song. Trailing exact zeros (the padding of shorter
     songs in a batch) are not scored.
     """
-    texts = [str(t) for t in texts]
-    batch = waveform.shape[0] if isinstance(waveform, torch.Tensor) else 0
-    if len(texts) == 1 and batch > 1:
-        texts = texts * batch
-    model_rate = int(processor.feature_extractor.sampling_rate)
-    mono = to_mono(waveform, sample_rate, model_rate)
-    if len(texts) != mono.shape[0]:
-        raise HeartMuLaError(
-            f"CLAP Score: got {len(texts)} texts for {mono.shape[0]} songs. Give one text for all or one per song."
-        )
-    if any(not t.strip() for t in texts):
-        raise HeartMuLaError("CLAP Score: the text to compare with is empty. Type a description or connect a prompt.")
-
-    window = int(processor.feature_extractor.nb_max_samples)
-    owners, clips = [], []
-    for song, wave in enumerate(mono):
-        nonzero = torch.nonzero(wave).flatten()
-        wave = wave[: int(nonzero[-1]) + 1] if nonzero.numel() else wave[:window]
-        for start in window_starts(wave.numel(), window):
-            owners.append(song)
-            clips.append(wave[start : start + window])
-
+    mono = to_mono(waveform, sample_rate, int(processor.feature_extractor.sampling_rate))
+    texts = _texts_per_song(texts, mono.shape[0])
+    owners, clips = _windows(mono, int(processor.feature_extractor.nb_max_samples))
     unique = sorted(set(texts))
     text_embeds = embed_texts(model, processor, unique)
     text_of_song = torch.stack([text_embeds[unique.index(t)] for t in texts])

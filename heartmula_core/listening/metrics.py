@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import HeartMuLaError
+from ..errors import HeartMuLaError
 
 # Anything in square brackets on one line: [Verse], [Pre-Chorus], [00:12.50], [Instrumental].
 _BRACKETED = re.compile(r"\[[^\[\]\n]*\]")

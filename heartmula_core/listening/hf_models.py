@@ -1,20 +1,21 @@
-"""Checks and loading options for the Hugging Face model folders used by the listening models.
+"""Loading the listening models from Hugging Face folders with ``transformers``.
 
-Whisper (HeartTranscriptor) and CLAP are loaded with ``transformers``. Before handing a folder to
-``from_pretrained`` we check that it holds the files that loader needs and that its config names the
-expected model type, so a wrong folder gets one message listing what is missing instead of a deep
-``transformers`` traceback.
+Whisper (HeartTranscriptor) and CLAP are loaded with ``from_pretrained``. Before handing it a folder
+we check that it holds the files that loader needs and that its config names the expected model
+type, so a wrong folder gets one message listing what is missing instead of a deep ``transformers``
+traceback.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
-from .errors import CheckpointError
+from ..checkpoints.folders import read_model_type
+from ..checkpoints.kinds import KINDS
+from ..errors import CheckpointError
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -27,20 +28,13 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
-def read_model_type(folder: Path) -> str | None:
-    """``model_type`` from a folder's config.json, or None when there is no readable config."""
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def check_hf_folder(folder: str | Path, what: str, model_types: Sequence[str]) -> Path:
-    """Raise CheckpointError unless ``folder`` is a loadable Hugging Face folder of ``model_types``."""
+def check_hf_folder(folder: str | Path, kind: str) -> Path:
+    """Raise CheckpointError unless ``folder`` is a loadable Hugging Face folder of ``kind``."""
     folder = Path(folder)
+    what, model_type = KINDS[kind].label, KINDS[kind].model_type
     expected = (
         f"A {what} folder in Hugging Face format holds config.json (model_type "
-        f"{' or '.join(repr(t) for t in model_types)}), weights ({' or '.join(WEIGHT_FILES[::2])}), "
+        f"{model_type!r}), weights ({' or '.join(WEIGHT_FILES[::2])}), "
         f"preprocessor_config.json and a tokenizer ({' or '.join(TOKENIZER_FILES)})."
     )
     if not folder.is_dir():
@@ -49,9 +43,9 @@ def check_hf_folder(folder: str | Path, what: str, model_types: Sequence[str]) -
     if not (folder / "config.json").is_file():
         problems.append("config.json is missing")
     else:
-        model_type = read_model_type(folder)
-        if model_type not in model_types:
-            problems.append(f"config.json has model_type {model_type!r}")
+        found = read_model_type(folder)
+        if found != model_type:
+            problems.append(f"config.json has model_type {found!r}")
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         problems.append("no weight file")
     if not any((folder / name).is_file() for name in PROCESSOR_FILES):
@@ -82,3 +76,22 @@ def from_pretrained_options(dtype: torch.dtype) -> dict:
         options["torch_dtype"] = dtype
         options["low_cpu_mem_usage"] = True
     return options
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module  # e.g. WhisperForConditionalGeneration, ClapModel
+    processor: object  # its processor: feature extractor + tokenizer
+    folder: Path
+
+
+def load_pretrained(folder: str | Path, kind: str, model_class: str, processor_class: str,
+                    dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load a checked folder of ``kind`` on the CPU in ``dtype`` with the named ``transformers`` classes."""
+    folder = check_hf_folder(folder, kind)
+    import transformers
+
+    model = getattr(transformers, model_class).from_pretrained(str(folder), **from_pretrained_options(dtype))
+    processor = getattr(transformers, processor_class).from_pretrained(str(folder), local_files_only=True)
+    model.eval()
+    return LoadedModel(model=model, processor=processor, folder=folder)

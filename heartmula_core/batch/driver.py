@@ -1,0 +1,163 @@
+"""A batch run from start to end: check everything, skip what is done, run the rest, write as results come.
+
+Order matters for the promise "errors before any model loads": the jobs file, the output folder
+(lock, manifest, leftovers of a killed run), the audio format and every prompt's length (with the
+tokenizer and config only) are all checked before a runner loads a model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HeartMuLaError
+from .jobs import Job, describe_problems, parse_jobs
+from .manifest import Manifest, OutputLock, check_against_manifest, remove_partials
+from .outputs import check_format, record_job
+from .progress import RunProgress
+from .worker import WorkerSpec
+
+
+@dataclass
+class BatchOptions:
+    jobs: str
+    model_dir: str
+    out: str
+    format: str = "flac"
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+    offload: bool = False
+    defaults: dict = field(default_factory=dict)  # command-line defaults of the optional job fields
+    download: bool = False  # fetch the official models the model folder lacks (checkpoints/fetch.py)
+    ray: str | None = None  # None: embedded; "local": start a local cluster; else an address ("auto", host:port)
+    workers: int | None = None
+    cpus_per_worker: int = 1
+
+
+@dataclass
+class BatchSummary:
+    total: int = 0
+    skipped: int = 0
+    finished: list = field(default_factory=list)  # manifest entries written by this run
+    failed: list = field(default_factory=list)  # (job, error)
+    jobs_rerun: int = 0  # jobs whose worker died under them (run again elsewhere)
+    seconds: float = 0.0
+    workers: list = field(default_factory=list)
+
+    def line(self) -> str:
+        songs = sum(len(e["audio"]) for e in self.finished)
+        rate = 3600.0 * songs / self.seconds if self.seconds > 0 else 0.0
+        parts = [f"{len(self.finished)} job(s) done ({songs} songs, {rate:.0f} songs/hour)",
+                 f"{self.skipped} already in the manifest", f"{len(self.failed)} failed"]
+        if self.jobs_rerun:
+            parts.append(f"{self.jobs_rerun} job(s) rerun after their worker died")
+        return f"batch: {self.total} jobs: " + ", ".join(parts) + f"; {self.seconds:.1f} s"
+
+
+def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str) -> None:
+    """Every prompt fits the LM's context with its length limit; needs only tokenizer.json and config.json."""
+    from ..lm.budget import check_fits, frames_for_seconds
+    from ..lm.config import GenConfig, HeartMuLaConfig
+    from ..lm.load import load_tokenizer, resolve_lm_folder
+    from ..lm.prompt import build_prompt
+
+    files = resolve_lm_folder(model_dir)
+    tokenizer, gen_config = load_tokenizer(files.tokenizer), GenConfig.from_file(files.gen_config)
+    config = HeartMuLaConfig.from_file(files.config)
+    problems = []
+    for job in jobs:
+        try:
+            check_fits(config, build_prompt(tokenizer, gen_config, job.tags, job.lyrics),
+                       frames_for_seconds(job.seconds))
+        except HeartMuLaError as exc:
+            problems.append((job.line, f"job '{job.id}': {exc}"))
+    if problems:
+        raise HeartMuLaError(describe_problems(jobs_path, problems))
+
+
+def make_runner(opts: BatchOptions):
+    spec = WorkerSpec(opts.model_dir, opts.device, opts.dtype, opts.threads, opts.offload)
+    if opts.ray is None:
+        from .local import LocalRunner
+
+        return LocalRunner(spec)
+    from .ray_runner import RayRunner
+
+    return RayRunner(spec, opts.ray, opts.workers, opts.cpus_per_worker)
+
+
+def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSummary, say) -> tuple[list[Job], Manifest]:
+    leftovers = remove_partials(out)
+    if leftovers:
+        say(f"batch: removed {len(leftovers)} unfinished temporary file(s) of an earlier run")
+    manifest = Manifest(out)
+    done = manifest.load()
+    check_against_manifest(jobs, done, manifest.path)
+    pending = [j for j in jobs if j.id not in done]
+    summary.skipped = len(jobs) - len(pending)
+    if pending:
+        check_models(opts, pending, say)
+    return pending, manifest
+
+
+def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
+    """The models (fetched first with ``download``), prompt lengths and the codec folder, from this
+    machine's copy of the model folder. On Ray the folder may exist on the workers only: then the
+    workers find these problems."""
+    from ..checkpoints.fetch import fetch_models
+    from ..checkpoints.folders import codec_folder_near
+
+    if opts.ray is not None and not opts.download and not Path(opts.model_dir).expanduser().exists():
+        say(f"batch: {opts.model_dir} is not on this machine; prompt lengths are checked on the workers")
+        return
+    fetch_models(opts.model_dir, opts.download, say=say)
+    check_prompts_fit(pending, opts.model_dir, opts.jobs)
+    codec_folder_near(opts.model_dir)
+
+
+def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:
+    """Run every job not yet in OUTDIR/manifest.jsonl. ``on_recorded(entry, runner)`` follows each write."""
+    out = Path(opts.out)
+    summary = BatchSummary()
+    start = time.perf_counter()
+    jobs = parse_jobs(opts.jobs, opts.defaults)  # before anything touches the output folder
+    summary.total = len(jobs)
+    check_format(opts.format)
+    with OutputLock(out):
+        pending, manifest = _prepare(opts, jobs, out, summary, say)
+        if pending:
+            runner = runner or make_runner(opts)
+            try:
+                summary.workers = runner.start()
+                _consume(runner, pending, out, manifest, opts, summary, on_recorded)
+            finally:
+                runner.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _consume(runner, pending: list[Job], out: Path, manifest: Manifest, opts: BatchOptions,
+             summary: BatchSummary, on_recorded) -> None:
+    """Write each result as it arrives; report failures, retries and lost workers above the bar."""
+    progress = RunProgress(sum(j.batch for j in pending))
+    try:
+        for outcome in runner.run(pending):
+            job = outcome.job
+            if outcome.result is not None:
+                entry = record_job(out, manifest, job, outcome.result, opts.format, outcome.attempt)
+                summary.finished.append(entry)
+                progress.advance(job.batch)
+                if on_recorded:
+                    on_recorded(entry, runner)
+            elif outcome.worker_lost:
+                summary.jobs_rerun += 1
+                progress.say(f"batch: job '{job.id}' lost its worker ({outcome.error}); running it again")
+            elif outcome.final:
+                summary.failed.append((job, outcome.error))
+                progress.say(f"batch: job '{job.id}' (line {job.line}) failed, giving up: {outcome.error}")
+            else:
+                progress.say(f"batch: job '{job.id}' (line {job.line}) failed, retrying once: {outcome.error}")
+    finally:
+        progress.close()

@@ -1,0 +1,3 @@
+"""The command line, ``python -m heartmula_core``: one module per command (sample.py; decode.py for
+``decode`` and ``generate``; batch.py, which runs the batch package), the checks that run before any model loads (checks.py) and a
+terminal progress bar (progress.py); main.py parses and turns errors into one line."""

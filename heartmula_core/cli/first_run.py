@@ -1,0 +1,26 @@
+"""``--download`` of ``generate`` and ``batch``: a first run fetches the official models into
+``--model-dir`` (checkpoints/fetch.py); without it, a folder that lacks them is one error naming the
+``hf download`` commands and this switch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..checkpoints.fetch import fetch_models
+
+DOWNLOAD_HELP = ("fetch what --model-dir lacks of the official LM (HeartMuLa-oss-3B), codec (HeartCodec-oss), "
+                 "tokenizer.json and gen_config.json from the Hugging Face Hub first (several GB, once)")
+
+
+def add_download_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--download", action="store_true", help=DOWNLOAD_HELP)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def fetch_missing(args) -> None:
+    """Before any model loads (and after the settings were checked): the models are there, or fetched."""
+    fetch_models(args.model_dir, args.download, say=say)

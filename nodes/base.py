@@ -1,0 +1,20 @@
+"""What every node of the pack shares: its menu category, and errors the ComfyUI front end shows by
+their short names (host_errors.py)."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from .host_errors import readable_errors
+
+CATEGORY = "audio/HeartMuLa"
+
+
+class HeartMuLaNode(io.ComfyNode):
+    """Base of the pack's nodes: each subclass raises the pack's errors under host-readable names."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        readable_errors(cls)
+
+
