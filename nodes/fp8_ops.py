@@ -22,8 +22,17 @@ import torch
 import comfy.ops
 
 from ..heartmula_core.quant import layers, store
+from . import memory
 
 log = logging.getLogger(__name__)
+
+
+def loader_layers(fp8_dtype: torch.dtype | None, compute_dtype: torch.dtype):
+    """(layer namespace, HostLayout) for a loader: the host's fp8 layers, or its usual cast layers
+    when ``fp8_dtype`` is None (weight_dtype ``default``)."""
+    if fp8_dtype is None:
+        return memory.layer_operations(), store.CORE
+    return fp8_operations(compute_dtype, fp8_dtype)
 
 
 def fp8_operations(compute_dtype: torch.dtype, fp8_dtype: torch.dtype):

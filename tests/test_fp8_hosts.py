@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import importlib
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import real_host
-from fp8_fixtures import fp8_files, greedy  # noqa: F401  (fixture)
+from fp8_fixtures import greedy
 from lm_fixtures import TINY_CKPT, TINY_LM
 from test_weightless_layers import switch_to_weightless
 
@@ -28,10 +29,12 @@ FP8 = [torch.float8_e4m3fn, torch.float8_e5m2]
 
 @pytest.fixture
 def host(pack):
-    """(fp8_ops, the core's loading, the core's store) as the pack imported them."""
-    return (importlib.import_module(f"{pack.__name__}.nodes.fp8_ops"),
-            importlib.import_module(f"{pack.__name__}.heartmula_core.quant.loading"),
-            importlib.import_module(f"{pack.__name__}.heartmula_core.quant.store"))
+    """(fp8_ops, the core's loaders, the core's store) as the pack imported them."""
+    core = f"{pack.__name__}.heartmula_core"
+    loaders = SimpleNamespace(load_lm=importlib.import_module(f"{core}.lm.load").load_lm,
+                              load_codec=importlib.import_module(f"{core}.codec.load").load_codec)
+    return (importlib.import_module(f"{pack.__name__}.nodes.fp8_ops"), loaders,
+            importlib.import_module(f"{core}.quant.store"))
 
 
 def expected_layout():
@@ -48,18 +51,18 @@ def host_fp8_keys(model, fp8) -> set[str]:
 
 @pytest.mark.parametrize("fp8", FP8)
 def test_lm_in_host_layers_samples_as_in_core_layers(pack, host, fp8):
-    fp8_ops, loading, store = host
+    fp8_ops, core, store = host
     ops, layout = fp8_ops.fp8_operations(torch.float32, fp8)
     assert expected_layout() in layout.name
-    in_host = loading.load_lm(TINY_LM, operations=ops, layout=layout, weight_dtype=fp8)
-    in_core = loading.load_lm(TINY_LM, weight_dtype=fp8)
+    in_host = core.load_lm(TINY_LM, operations=ops, layout=layout, weight_dtype=fp8)
+    in_core = core.load_lm(TINY_LM, weight_dtype=fp8)
     held = host_fp8_keys(in_host.model, fp8)
     assert "backbone.layers.0.mlp.w1.weight" in held
     assert ("text_embeddings.weight" in held) == (layout is not store.COMFY_SCALED_FP8)
     assert torch.equal(greedy(in_host, 20), greedy(in_core, 20))
     memory = importlib.import_module(f"{pack.__name__}.nodes.memory")
     assert memory.partial_load_safe(in_host.model) == real_host(), "host layers can be loaded partially"
-    reference = importlib.import_module(f"{pack.__name__}.heartmula_core.checkpoints").build_lm(in_host.config)
+    reference = importlib.import_module(f"{pack.__name__}.heartmula_core.lm.load").build_lm(in_host.config)
     shapes = importlib.import_module(f"{pack.__name__}.heartmula_core.weights").tensor_shapes(reference)
     plan = store.plan_for(store.lm_candidates(reference), fp8, layout)
     assert memory.module_bytes(in_host.model) == store.held_bytes(shapes, plan, lambda _k: torch.float32)
@@ -67,10 +70,10 @@ def test_lm_in_host_layers_samples_as_in_core_layers(pack, host, fp8):
 
 @pytest.mark.parametrize("fp8", FP8)
 def test_codec_in_host_layers_decodes_as_in_core_layers(pack, host, fp8):
-    fp8_ops, loading, _ = host
+    fp8_ops, core, _ = host
     ops, layout = fp8_ops.fp8_operations(torch.float32, fp8)
-    codec = loading.load_codec(TINY_CODEC, operations=ops, layout=layout, weight_dtype=fp8)
-    core = loading.load_codec(TINY_CODEC, weight_dtype=fp8)
+    codec = core.load_codec(TINY_CODEC, operations=ops, layout=layout, weight_dtype=fp8)
+    core = core.load_codec(TINY_CODEC, weight_dtype=fp8)
     assert "flow_matching.estimator.transformer_blocks.0.mlp.up.weight" in host_fp8_keys(codec, fp8)
     assert codec.flow_matching.cond_feature_emb.weight.dtype == torch.float32
     decode = importlib.import_module(f"{pack.__name__}.heartmula_core.codec").decode
@@ -84,19 +87,19 @@ def test_weightless_host_layers_take_fp8_weights(pack, host, monkeypatch):
     if not real_host():
         pytest.skip("the stand-in builds the core's own fp8 layers, which DynamicVRAM does not touch")
     switch_to_weightless(monkeypatch)
-    fp8_ops, loading, _ = host
+    fp8_ops, core, _ = host
     ops, layout = fp8_ops.fp8_operations(torch.float32, torch.float8_e4m3fn)
-    lm = loading.load_lm(TINY_LM, operations=ops, layout=layout, weight_dtype=torch.float8_e4m3fn)
-    core = loading.load_lm(TINY_LM, weight_dtype=torch.float8_e4m3fn)
+    lm = core.load_lm(TINY_LM, operations=ops, layout=layout, weight_dtype=torch.float8_e4m3fn)
+    core = core.load_lm(TINY_LM, weight_dtype=torch.float8_e4m3fn)
     assert torch.equal(greedy(lm), greedy(core))
 
 
 @pytest.mark.parametrize("scales", [True, False])
-def test_fp8_files_with_and_without_scales_in_host_layers(pack, host, fp8_files, tmp_path, scales):
-    fp8_ops, loading, store = host
-    writer = importlib.import_module(f"{pack.__name__}.heartmula_core.quant.writer")
+def test_fp8_files_with_and_without_scales_in_host_layers(pack, host, tmp_path, scales):
+    fp8_ops, core, store = host
+    quantize = importlib.import_module(f"{pack.__name__}.heartmula_core.cli.quantize").quantize
     fp8 = torch.float8_e4m3fn
-    writer.quantize(TINY_LM, tmp_path / "lm", "fp8_e4m3fn")
+    quantize(TINY_LM, tmp_path / "lm", "fp8_e4m3fn")
     if not scales:  # plain fp8 weights, no scale, no marker (ComfyUI's unscaled fp8 files)
         f = tmp_path / "lm" / "model.safetensors"
         t = load_file(str(f))
@@ -104,7 +107,7 @@ def test_fp8_files_with_and_without_scales_in_host_layers(pack, host, fp8_files,
              if not k.endswith(("weight_scale", "comfy_quant", "_scale"))}
         save_file(t, str(f))
     ops, layout = fp8_ops.fp8_operations(torch.float32, fp8)
-    in_host = loading.load_lm(tmp_path / "lm", operations=ops, layout=layout, weight_dtype=fp8)
-    in_core = loading.load_lm(tmp_path / "lm", weight_dtype=fp8)
+    in_host = core.load_lm(tmp_path / "lm", operations=ops, layout=layout, weight_dtype=fp8)
+    in_core = core.load_lm(tmp_path / "lm", weight_dtype=fp8)
     assert torch.equal(greedy(in_host), greedy(in_core))
     shutil.rmtree(tmp_path / "lm")

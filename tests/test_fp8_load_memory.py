@@ -15,12 +15,13 @@ from test_lm_load_memory import big_checkpoint  # noqa: F401  (fixture: a 1.6 GB
 
 MEASURE = """
 import re, sys, torch
-from heartmula_core.quant import formats, loading
+from heartmula_core.lm.load import load_lm
+from heartmula_core.quant import formats
 torch.set_num_threads(1)
 def status(field):
     return int(re.search(field + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
 before = status("VmHWM")
-lm = loading.load_lm(sys.argv[1], weight_dtype=formats.E4M3)
+lm = load_lm(sys.argv[1], weight_dtype=formats.E4M3)
 held = sum(t.numel() * t.element_size() for t in lm.model.state_dict().values())
 print(before, status("VmHWM"), held)
 """

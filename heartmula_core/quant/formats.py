@@ -7,7 +7,7 @@ significant bits; LM weights are mostly around 0.01-0.03). ``q * s`` gives the w
 
 Names used around here:
 - UI / command-line names: ``fp8_e4m3fn``, ``fp8_e5m2`` (ComfyUI's UNET loader spells them so);
-- safetensors dtype codes: ``F8_E4M3``, ``F8_E5M2``;
+- safetensors dtype codes: ``F8_E4M3``, ``F8_E5M2`` (``safetensors_header.DTYPES``);
 - ComfyUI's per-layer ``comfy_quant`` formats: ``float8_e4m3fn``, ``float8_e5m2``.
 """
 
@@ -26,8 +26,6 @@ FP8_DTYPES = (E4M3, E5M2)
 WEIGHT_DTYPE_CHOICES = ("default", "fp8_e4m3fn", "fp8_e5m2")
 _BY_NAME = {"fp8_e4m3fn": E4M3, "fp8_e5m2": E5M2}
 
-# Codes the safetensors format uses for these dtypes: heartmula_core.safetensors_header reads them.
-SAFETENSORS_FP8_CODES = {"F8_E4M3": E4M3, "F8_E5M2": E5M2}
 COMFY_FORMATS = {E4M3: "float8_e4m3fn", E5M2: "float8_e5m2"}
 
 ROWS_PER_CHUNK_BYTES = 64 << 20  # float32 bytes converted at a time: bounds the temporaries

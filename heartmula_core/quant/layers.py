@@ -56,15 +56,20 @@ def _cpu_matmul(x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, float]:
     return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)), factor
 
 
-class Linear(nn.Linear):
-    """nn.Linear that also takes an fp8 weight + ``weight_scale`` (cast per call)."""
+class _Loaded:
+    """Built on the meta device and loaded: nothing to initialise; a ``weight_scale`` among the
+    loaded tensors gets its parameter first (``_expect_scale``)."""
 
-    def reset_parameters(self) -> None:  # built on the meta device and loaded: nothing to initialise
+    def reset_parameters(self) -> None:
         return None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         _expect_scale(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class Linear(_Loaded, nn.Linear):
+    """nn.Linear that also takes an fp8 weight + ``weight_scale`` (cast per call)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not formats.is_fp8(self.weight.dtype):
@@ -83,18 +88,11 @@ class Linear(nn.Linear):
         return out.to(x.dtype)
 
 
-class Embedding(nn.Embedding):
+class Embedding(_Loaded, nn.Embedding):
     """nn.Embedding that also takes an fp8 table + ``weight_scale``: gathers fp8 rows (as bytes,
     which every device indexes) and casts only those to ``compute_dtype``."""
 
     compute_dtype: torch.dtype = torch.float32
-
-    def reset_parameters(self) -> None:
-        return None
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        _expect_scale(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if not formats.is_fp8(self.weight.dtype):

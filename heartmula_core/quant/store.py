@@ -275,3 +275,4 @@ def held_bytes(shapes: Mapping[str, tuple[int, ...]], plan: WeightPlan,
             total += n * torch.empty((), dtype=dtype_for(key)).element_size()
             total += 4 if key in plan.scaled else 0
     return total
+

@@ -1,4 +1,5 @@
-"""Write an fp8 checkpoint folder: ``quantize(model_dir, out, weight_dtype)``.
+"""Write an fp8 checkpoint folder (``write_checkpoint``; ``python -m heartmula_core quantize`` picks the
+model's files and plan, see cli/quantize.py).
 
 The output has the input's layout (one model.safetensors, or the same shards + index) with the
 weights ``store`` picks in fp8, each with ``<layer>.weight_scale`` (float32) and
@@ -25,9 +26,9 @@ from ..atomic import atomic_write_all, check_free_space, output_target
 from ..errors import CheckpointError, OutputError
 from ..safetensors_header import DTYPES, TensorEntry, read_entries
 from ..weights import TensorSource
-from . import formats, store
+from . import store
 
-CODES = {dtype: code for code, dtype in {**DTYPES, **formats.SAFETENSORS_FP8_CODES}.items()}
+CODES = {dtype: code for code, dtype in DTYPES.items()}
 COPY_BYTES = 64 << 20
 
 
@@ -41,31 +42,6 @@ class _Out:
     @property
     def nbytes(self) -> int:
         return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()
-
-
-def _model_kind(folder: Path) -> str:
-    try:
-        kind = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        kind = None
-    return "codec" if kind == "heartcodec" or (kind is None and folder.name.lower().startswith("heartcodec")) else "lm"
-
-
-def _inputs(model_dir: Path):
-    """(kind, folder, weight files, candidates, files to copy beside config.json)."""
-    from ..checkpoints import build_lm, resolve_lm_folder, weight_files
-    from ..codec.config import CodecConfig
-    from ..codec.model import build_codec, resolve_codec_folder
-    from ..lm.config import HeartMuLaConfig
-
-    folder = Path(model_dir).expanduser()
-    if folder.is_dir() and (folder / "config.json").is_file() and _model_kind(folder) == "codec":
-        folder = resolve_codec_folder(folder)
-        candidates = store.codec_candidates(build_codec(CodecConfig.from_folder(folder)))
-        return "codec", folder, weight_files(folder, "codec"), candidates, [folder / "config.json"]
-    files = resolve_lm_folder(folder)
-    candidates = store.lm_candidates(build_lm(HeartMuLaConfig.from_file(files.config)))
-    return "lm", files.folder, files.weights, candidates, [files.config, files.tokenizer, files.gen_config]
 
 
 def _layout(entries: dict[str, TensorEntry], plan: store.WeightPlan, source: store.QuantizingSource) -> list[_Out]:
@@ -140,16 +116,15 @@ def _check_out(out: Path, folder: Path) -> None:
         raise OutputError(f"--out {out} is the input folder; give a new folder for the fp8 checkpoint.")
 
 
-def quantize(model_dir: str | Path, out: str | Path, weight_dtype: torch.dtype | str) -> dict:
-    """Write ``model_dir`` (an LM or HeartCodec folder) to the new folder ``out`` with fp8 weights.
-    Returns a summary: kind, input and output bytes, tensors converted."""
-    fp8 = formats.parse_weight_dtype(weight_dtype) if isinstance(weight_dtype, str) else weight_dtype
-    if fp8 is None or not formats.is_fp8(fp8):
-        raise OutputError(f"quantize writes fp8 weights; --weight-dtype must be one of fp8_e4m3fn, fp8_e5m2, got {weight_dtype}.")
+def write_checkpoint(folder: Path, files: list[Path], plan: store.WeightPlan, beside: list[Path],
+                     out: str | Path, kind: str) -> dict:
+    """Write the checkpoint in ``files`` (the weight files of ``folder``: one model.safetensors or
+    shards) to the new folder ``out`` with ``plan``'s weights in fp8 (a ``store.CHECKPOINT`` plan),
+    ``beside`` copied next to them. Returns a summary: kind, input and output bytes, tensors converted."""
+    if plan.fp8 is None or plan.layout is not store.CHECKPOINT:
+        raise ValueError("write_checkpoint needs an fp8 plan in the store.CHECKPOINT layout")
     out = Path(out).expanduser()
-    kind, folder, files, candidates, beside = _inputs(Path(model_dir))
     _check_out(out, folder)
-    plan = store.plan_for(candidates, fp8, store.CHECKPOINT)
     shards = [read_entries(f) for f in files]
     source = store.QuantizingSource(TensorSource({k: e for s in shards for k, e in s.items()}, str(folder)), plan)
     layouts = [_layout(entries, plan, source) for entries in shards]
