@@ -47,14 +47,16 @@ def weight_dtype_input(what: str) -> io.Combo.Input:
                 "so smaller GPUs fit; a little less accurate (e4m3fn more precise, e5m2 more range).")
 
 
-def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable):
+def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable, weight_dtype: str = "default"):
     """Resolve (or download) folder ``name`` of ``kind`` and pick its dtype, then
-    ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries."""
+    ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries
+    (``weight_dtype``: how ``build`` holds the weights, for the log)."""
     folder = model_folders.resolve(kind, name, download)
     load_device, offload_device = memory.PLACEMENTS[kind].devices()
     torch_dtype = memory.pick_dtype(kind, dtype, load_device)
     held = build(folder, torch_dtype, load_device, offload_device)
-    log.info("HeartMuLa: loaded %s %s as %s (%.2f GB)", kind, folder, torch_dtype, held.patcher.size / 1e9)
+    log.info("HeartMuLa: loaded %s %s as %s, weights %s (%.3f GB)", kind, folder, torch_dtype, weight_dtype,
+             held.patcher.size / 1e9)
     return held
 
 
@@ -113,7 +115,7 @@ class LoadHeartMuLaLM(HeartMuLaNode):
 
     @classmethod
     def execute(cls, model: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default") -> io.NodeOutput:
-        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm(weight_dtype)))
+        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm(weight_dtype), weight_dtype))
 
 
 class LoadHeartCodec(HeartMuLaNode):
@@ -134,7 +136,7 @@ class LoadHeartCodec(HeartMuLaNode):
 
     @classmethod
     def execute(cls, codec: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default") -> io.NodeOutput:
-        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec(weight_dtype)))
+        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec(weight_dtype), weight_dtype))
 
 
 NODES = [LoadHeartMuLaLM, LoadHeartCodec]

@@ -170,3 +170,25 @@ def test_the_released_3b_checkpoint_would_shrink_below_027(tmp_path):
     after = sum(numel[k] * (1 if k in plan.keys else 4) for k in keys)
     after += sum(sum(4 if not s else s[0] for s in plan.extra_keys(k).values()) for k in plan.keys)
     assert after / before < 0.27, after / before
+
+
+def test_a_quantized_medium_lm_gives_the_greedy_codes_of_converting_the_float32_one(tmp_path):
+    """Acceptance on a medium LM (random float32 weights, 6 + 2 layers of 512): the file written by
+    ``quantize`` is at most 0.27x the float32 one and samples exactly as the float32 one loaded as fp8."""
+    from heartmula_core.lm.config import HeartMuLaConfig
+    from heartmula_core.lm.load import build_lm
+    from streaming_safetensors import write_random_checkpoint
+
+    layers = lambda n: {"num_layers": n, "num_heads": 8, "num_kv_heads": 4, "embed_dim": 512,  # noqa: E731
+                        "intermediate_dim": 1408, "max_seq_len": 2048}
+    config = {"model_type": "heartmula", "backbone": layers(6), "decoder": layers(2), "text_vocab_size": 300,
+              "audio_vocab_size": 1029}
+    folder = lm_folder(tmp_path)
+    (folder / "config.json").write_text(json.dumps(config))
+    shapes = {k: tuple(v.shape) for k, v in build_lm(HeartMuLaConfig.from_dict(config)).state_dict().items()}
+    size = write_random_checkpoint(folder / "model.safetensors", shapes)
+    done = quantize(folder, tmp_path / "fp8", "fp8_e4m3fn")
+    assert done["out_bytes"] <= 0.27 * size, done["out_bytes"] / size
+    from_file = greedy(load_lm(tmp_path / "fp8", weight_dtype=formats.E4M3), 12)
+    converted = greedy(load_lm(folder, weight_dtype=formats.E4M3), 12)
+    assert from_file.shape[-1] > 1 and torch.equal(from_file, converted)
