@@ -20,15 +20,19 @@ import dataclasses
 import json
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
 
-from heartmula_core.codec import decode
+from heartmula_core.codec import decode, load_codec
+from heartmula_core.lm.budget import cache_length
 from heartmula_core.lm.capture import EagerStep
-from heartmula_core.lm.generate import FrameSampler, _sample_song, cache_length
-from heartmula_core.quant import formats, loading
+from heartmula_core.lm.frame_sampler import FrameSampler
+from heartmula_core.lm.generate import decode_n_frames, prefill
+from heartmula_core.lm.load import load_lm
+from heartmula_core.quant import formats
 
 from .bench_codec import MEDIUM as MEDIUM_CODEC
 from .bench_codec import TINY as TINY_CODEC
@@ -77,20 +81,34 @@ def write_medium_lm(folder: Path) -> Path:
 
 def load_variant(folder, compute, weight_dtype, scaled):
     with (nullcontext() if scaled else unscaled()):
-        return loading.load_lm(folder, dtype=compute, weight_dtype=weight_dtype)
+        return load_lm(folder, dtype=compute, weight_dtype=weight_dtype)
 
 
 def sampler_for(lm, prompt, compute, frames: int, top_k: int) -> FrameSampler:
     """CFG 1.5, every audio id allowed and no end of audio: each run makes exactly ``frames`` frames."""
     return FrameSampler(lm.model, songs=1, cfg_scale=1.5, top_k=top_k, temperature=1.0,
-                        max_len=cache_length(lm.model, prompt.length, frames),
+                        max_len=cache_length(lm.config, prompt.length, frames),
                         generator=torch.Generator().manual_seed(0), device=torch.device("cpu"), dtype=compute)
 
 
-def run_frames(lm, prompt, compute, frames: int, top_k: int = 1):
+@dataclasses.dataclass
+class Frames:
+    codes: torch.Tensor  # [1, 8, frames]
+    ms_per_frame: float  # the frame steps after the prompt pass
+
+
+def run_frames(lm, prompt, compute, frames: int, top_k: int = 1) -> Frames:
+    """Exactly ``frames`` frames, eagerly (no end of audio: an EOS id of -1 never matches)."""
     sampler = sampler_for(lm, prompt, compute, frames, top_k)
+    codes = torch.zeros(1, lm.config.audio_num_codebooks, frames, dtype=torch.long)
+    lengths = torch.full((1,), frames, dtype=torch.long)
     with torch.inference_mode():
-        return _sample_song(sampler, EagerStep(sampler), prompt, frames, -1, None, None, 1 << 30)
+        frame = prefill(sampler, prompt)
+        codes[:, :, 0] = frame[:1]
+        start = time.perf_counter()
+        decode_n_frames(EagerStep(sampler), frame, prompt.length, codes, lengths, 1, -1)
+        seconds = time.perf_counter() - start
+    return Frames(codes, 1000 * seconds / max(frames - 1, 1))
 
 
 def first_logits(lm, prompt, compute) -> torch.Tensor:
@@ -125,7 +143,7 @@ def codec_accuracy(name: str, folder: Path) -> list[dict]:
     codes = None
     for label, compute, weight_dtype, scaled in VARIANTS:
         with (nullcontext() if scaled else unscaled()):
-            codec = loading.load_codec(folder, dtype=compute, weight_dtype=weight_dtype)
+            codec = load_codec(folder, dtype=compute, weight_dtype=weight_dtype)
         if codes is None:
             codes = torch.randint(0, codec.config.codebook_size, (1, 8, 125), generator=torch.Generator().manual_seed(1))
         wave = decode(codec, codes, steps=10, generator=torch.Generator().manual_seed(0))
@@ -144,7 +162,7 @@ def lm_speed(folder: Path, frames: int) -> list[dict]:
         ("fp8 e5m2, fp32 compute", F32, formats.E5M2, None),
         ("fp8 e4m3fn, fp32 compute, torch's cast", F32, formats.E4M3, plain),
     ]:
-        lm = loading.load_lm(folder, dtype=compute, weight_dtype=weight_dtype)
+        lm = load_lm(folder, dtype=compute, weight_dtype=weight_dtype)
         prompt = random_prompt(lm.config)
         original = formats.fp8_to
         formats.fp8_to = cast or original

@@ -2,8 +2,10 @@
 
     python -m benchmarks.bench_fp8_memory                       # the table, from the released manifests
     python -m benchmarks.bench_fp8_memory --rss-3b DIR [--keep] # write a random float32 3B LM in the
-                                                                # released sharded layout (~16 GB) to DIR,
-                                                                # load it as fp8 in a fresh process, sample
+                                                                # released sharded layout (~16 GB) to DIR;
+                                                                # through the command line, each in a fresh
+                                                                # process: sample it with --weight-dtype
+                                                                # fp8_e4m3fn, quantize it, sample the result
 
 Weights: exact, from tests/data/manifests (the released checkpoints' key lists) and the plan in
 heartmula_core/quant/store.py. Peak: weights + ``estimate_generation_bytes`` (LM: 3000 frames =
@@ -23,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from heartmula_core.checkpoints import build_lm
 from heartmula_core.codec import CodecConfig, build_codec, estimate_decode_bytes
-from heartmula_core.lm.generate import estimate_generation_bytes
+from heartmula_core.lm.budget import estimate_generation_bytes
+from heartmula_core.lm.load import build_lm
 from heartmula_core.quant import formats, store
 
 from .lm_sizes import REAL_3B
@@ -130,34 +132,69 @@ def write_sharded_3b(folder: Path, shards: int = 4) -> int:
 
 
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a big
-# parent would report the parent's peak.
+# parent would report the parent's peak. load_lm is wrapped to read the peak right after loading.
 MEASURE = """
-import re, sys, time, torch
-from heartmula_core.quant import formats, loading
-from benchmarks.bench_fp8 import run_frames
-from benchmarks.random_lm import random_prompt
-torch.set_num_threads(2)
+import json, re, sys, time, torch
+import heartmula_core.lm.load as lm_load
+from heartmula_core.cli.main import main
+torch.set_num_threads(1)  # a shared 2-core machine: 2 threads made frames swing 10x
 def status(field):
     return int(re.search(field + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
-before, t = status("VmHWM"), time.perf_counter()
-lm = loading.load_lm(sys.argv[1], dtype=torch.float32, weight_dtype=formats.E4M3)
-loaded, held, seconds = status("VmHWM"), status("VmRSS"), time.perf_counter() - t
-out = run_frames(lm, random_prompt(lm.config, length=32), torch.float32, 2, top_k=50)
-print(before, loaded, held, status("VmHWM"), seconds, out.codes.shape[-1])
+marks, real_load = {}, lm_load.load_lm
+def load_lm(*args, **kwargs):
+    start = time.perf_counter()
+    lm = real_load(*args, **kwargs)
+    marks.update(loaded=status("VmHWM"), held=status("VmRSS"), load_s=time.perf_counter() - start)
+    return lm
+lm_load.load_lm = load_lm
+before, start = status("VmHWM"), time.perf_counter()
+rc = main(sys.argv[1:])
+print(json.dumps({"rc": rc, "before": before, "peak": status("VmHWM"), "seconds": time.perf_counter() - start, **marks}))
 """
 
 
-def measure_rss(folder: Path, size: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(folder)], cwd=ROOT, capture_output=True, text=True)
+def run_cli(args: list[str]) -> dict:
+    """``python -m heartmula_core ARGS`` in a fresh process: its peak RSS, before and after loading the LM."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *args], cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
-    before, loaded, held, sampled, seconds, frames = out.stdout.split()
-    before, loaded, held, sampled = int(before), int(loaded), int(held), int(sampled)
-    return {"checkpoint GB": round(size / 1e9, 2), "RSS before GB": round(before / 1e9, 2),
-            "peak RSS added by loading GB": round((loaded - before) / 1e9, 2),
-            "x checkpoint": round((loaded - before) / size, 3), "RSS after loading GB": round(held / 1e9, 2),
-            "load s": round(float(seconds), 1), "peak RSS after sampling GB": round(sampled / 1e9, 2),
-            "frames sampled": int(frames)}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def sample_args(folder: Path, codes: Path) -> list[str]:
+    return ["sample", "--model-dir", str(folder), "--tags", "piano,happy", "--lyrics", "la la la", "--seconds", "0.16",
+            "--top-k", "1", "--device", "cpu", "--weight-dtype", "fp8_e4m3fn", "--codes-out", str(codes)]
+
+
+def cli_row(what: str, m: dict, size: int) -> dict:
+    gb = lambda n: round(n / 1e9, 2)  # noqa: E731
+    row = {"run": what, "RSS before GB": gb(m["before"]), "peak RSS GB": gb(m["peak"]),
+           "peak added GB": gb(m["peak"] - m["before"]), "peak / checkpoint": round(m["peak"] / size, 3),
+           "added / checkpoint": round((m["peak"] - m["before"]) / size, 3), "s": round(m["seconds"], 1)}
+    if "loaded" in m:
+        row.update({"peak after loading GB": gb(m["loaded"]), "RSS after loading GB": gb(m["held"]),
+                    "load s": round(m["load_s"], 1)})
+    return row
+
+
+def measure_3b(folder: Path, size: int) -> list[dict]:
+    """The acceptance runs, through the command line: float32 -> fp8 while loading, quantize, the fp8 folder."""
+    from heartmula_core.codes import load_codes
+
+    out = folder.parent / (folder.name + "-fp8")
+    converted = run_cli(sample_args(folder, out.parent / "a.st"))
+    rows = [cli_row("sample float32 files, --weight-dtype fp8_e4m3fn", converted, size)]
+    rows.append(cli_row("quantize", run_cli(["quantize", "--model-dir", str(folder), "--out", str(out)]), size))
+    written = sum(f.stat().st_size for f in out.glob("*.safetensors"))
+    rows[-1]["run"] += f" (wrote {written / 1e9:.2f} GB = {written / size:.3f} x)"
+    rows.append(cli_row("sample the quantized folder, --weight-dtype fp8_e4m3fn",
+                        run_cli(sample_args(out, out.parent / "b.st")), size))
+    (a, _), (b, _) = load_codes(out.parent / "a.st"), load_codes(out.parent / "b.st")
+    rows[-1]["same greedy codes"] = bool(torch.equal(a, b))
+    shutil.rmtree(out)
+    for name in ("a.st", "b.st"):
+        (out.parent / name).unlink()
+    return rows
 
 
 def main(argv=None) -> None:
@@ -171,7 +208,8 @@ def main(argv=None) -> None:
         size = (sum(f.stat().st_size for f in folder.glob("*.safetensors")) if index.is_file()
                 else write_sharded_3b(folder))
         try:
-            print_table([measure_rss(folder, size)], "Loading the float32 3B checkpoint as fp8 e4m3fn (fresh process)")
+            print_table(measure_3b(folder, size), f"The random float32 3B checkpoint ({size / 1e9:.2f} GB), "
+                        "python -m heartmula_core in a fresh process each")
         finally:
             if not args.keep:
                 shutil.rmtree(folder)

@@ -38,15 +38,6 @@ def loader_inputs(kind: str, folder_input: str, folder_tooltip: str, dtype_defau
             io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip)]
 
 
-def weight_dtype_input(what: str) -> io.Combo.Input:
-    """The LM's and the codec's last input (after download_if_missing, so saved workflows keep their order)."""
-    return io.Combo.Input(
-        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default",
-        tooltip=f"How {what} held in memory. default: in the dtype above. fp8_e4m3fn / fp8_e5m2: stored "
-                "in fp8 (one byte per weight, about half of bf16) and cast to the dtype above layer by layer, "
-                "so smaller GPUs fit; a little less accurate (e4m3fn more precise, e5m2 more range).")
-
-
 def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable, weight_dtype: str = "default"):
     """Resolve (or download) folder ``name`` of ``kind`` and pick its dtype, then
     ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries
@@ -92,9 +83,18 @@ def _codec(weight_dtype: str) -> Callable:
     def build(folder, dtype, load_device, offload_device) -> HeartCodecModel:
         ops, layout = fp8_ops.loader_layers(fp8, torch.float32)
         model = load_codec(folder, device=offload_device, dtype=dtype, operations=ops, weight_dtype=fp8, layout=layout)
-        return HeartCodecModel(patcher=memory.wrap_core(model, load_device, offload_device), folder=folder,
-                               dtype=dtype)
+        patcher = memory.wrap_core(model, load_device, offload_device)
+        return HeartCodecModel(patcher=patcher, folder=folder, dtype=dtype)
     return build
+
+
+def weight_dtype_input(what: str) -> io.Combo.Input:
+    """The LM's and the codec's last input (after download_if_missing, so saved workflows keep their order)."""
+    return io.Combo.Input(
+        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default",
+        tooltip=f"How {what} held in memory. default: in the dtype above. fp8_e4m3fn / fp8_e5m2: stored "
+                "in fp8 (one byte per weight, about half of bf16) and cast to the dtype above layer by layer, "
+                "so smaller GPUs fit; a little less accurate (e4m3fn more precise, e5m2 more range).")
 
 
 class LoadHeartMuLaLM(HeartMuLaNode):
