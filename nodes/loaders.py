@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+import torch
 from comfy_api.latest import io
 
 from ..heartmula_core.codec import load_codec
 from ..heartmula_core.lm.load import load_lm
-from . import memory, model_folders
+from ..heartmula_core.quant.formats import WEIGHT_DTYPE_CHOICES, parse_weight_dtype
+from . import fp8_ops, memory, model_folders
 from .base import CATEGORY, HeartMuLaNode
 from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LMSocket
 
@@ -36,14 +38,16 @@ def loader_inputs(kind: str, folder_input: str, folder_tooltip: str, dtype_defau
             io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip)]
 
 
-def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable):
+def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable, weight_dtype: str = "default"):
     """Resolve (or download) folder ``name`` of ``kind`` and pick its dtype, then
-    ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries."""
+    ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries
+    (``weight_dtype``: how ``build`` holds the weights, for the log)."""
     folder = model_folders.resolve(kind, name, download)
     load_device, offload_device = memory.PLACEMENTS[kind].devices()
     torch_dtype = memory.pick_dtype(kind, dtype, load_device)
     held = build(folder, torch_dtype, load_device, offload_device)
-    log.info("HeartMuLa: loaded %s %s as %s (%.2f GB)", kind, folder, torch_dtype, held.patcher.size / 1e9)
+    log.info("HeartMuLa: loaded %s %s as %s, weights %s (%.3f GB)", kind, folder, torch_dtype, weight_dtype,
+             held.patcher.size / 1e9)
     return held
 
 
@@ -57,17 +61,40 @@ def listening(loader: Callable) -> Callable:
     return build
 
 
-def _lm(folder, dtype, load_device, offload_device) -> HeartMuLaLM:
-    """comfy.ops layers, in a plain ModelPatcher (a full load lets the frame step be a CUDA graph)."""
-    lm = load_lm(folder, device=offload_device, dtype=dtype, operations=memory.layer_operations())
-    return HeartMuLaLM(patcher=memory.wrap(lm.model, load_device, offload_device), folder=folder, dtype=dtype,
-                       tokenizer=lm.tokenizer, gen_config=lm.gen_config, config=lm.config)
+def _lm(weight_dtype: str) -> Callable:
+    """comfy.ops layers (fp8 ones for an fp8 ``weight_dtype``), in a plain ModelPatcher (a full load
+    lets the frame step be a CUDA graph). The choice is checked before any download (the server does
+    not check dropdown values of V3 nodes)."""
+    fp8 = parse_weight_dtype(weight_dtype)
+
+    def build(folder, dtype, load_device, offload_device) -> HeartMuLaLM:
+        ops, layout = fp8_ops.loader_layers(fp8, dtype)
+        lm = load_lm(folder, device=offload_device, dtype=dtype, operations=ops, weight_dtype=fp8, layout=layout)
+        return HeartMuLaLM(patcher=memory.wrap(lm.model, load_device, offload_device), folder=folder, dtype=dtype,
+                           tokenizer=lm.tokenizer, gen_config=lm.gen_config, config=lm.config)
+    return build
 
 
-def _codec(folder, dtype, load_device, offload_device) -> HeartCodecModel:
-    """comfy.ops layers, in ComfyUI's CoreModelPatcher (paged by DynamicVRAM where the host has it)."""
-    model = load_codec(folder, device=offload_device, dtype=dtype, operations=memory.layer_operations())
-    return HeartCodecModel(patcher=memory.wrap_core(model, load_device, offload_device), folder=folder, dtype=dtype)
+def _codec(weight_dtype: str) -> Callable:
+    """comfy.ops layers (the transformer's Linears in fp8 for an fp8 ``weight_dtype``; float32 compute
+    outside it), in ComfyUI's CoreModelPatcher (paged by DynamicVRAM where the host has it)."""
+    fp8 = parse_weight_dtype(weight_dtype)
+
+    def build(folder, dtype, load_device, offload_device) -> HeartCodecModel:
+        ops, layout = fp8_ops.loader_layers(fp8, torch.float32)
+        model = load_codec(folder, device=offload_device, dtype=dtype, operations=ops, weight_dtype=fp8, layout=layout)
+        patcher = memory.wrap_core(model, load_device, offload_device)
+        return HeartCodecModel(patcher=patcher, folder=folder, dtype=dtype)
+    return build
+
+
+def weight_dtype_input(what: str) -> io.Combo.Input:
+    """The LM's and the codec's last input (after download_if_missing, so saved workflows keep their order)."""
+    return io.Combo.Input(
+        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default",
+        tooltip=f"How {what} held in memory. default: in the dtype above. fp8_e4m3fn / fp8_e5m2: stored "
+                "in fp8 (one byte per weight, about half of bf16) and cast to the dtype above layer by layer, "
+                "so smaller GPUs fit; a little less accurate (e4m3fn more precise, e5m2 more range).")
 
 
 class LoadHeartMuLaLM(HeartMuLaNode):
@@ -82,13 +109,13 @@ class LoadHeartMuLaLM(HeartMuLaNode):
                 "lm", "model", "An LM folder under models/HeartMuLa (or another registered HeartMuLa folder). "
                 "Official names not downloaded yet are listed too.",
                 "auto", "Weight and compute precision. auto = bf16 where the GPU supports it, else fp32. fp16 may "
-                "overflow; fp32 doubles memory."),
+                "overflow; fp32 doubles memory.") + [weight_dtype_input("the Linear and Embedding weights are")],
             outputs=[LMSocket.Output(display_name="lm", tooltip="The LM, its tokenizer and generation config.")],
         )
 
     @classmethod
-    def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm))
+    def execute(cls, model: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default") -> io.NodeOutput:
+        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm(weight_dtype), weight_dtype))
 
 
 class LoadHeartCodec(HeartMuLaNode):
@@ -103,13 +130,13 @@ class LoadHeartCodec(HeartMuLaNode):
                 "codec", "codec", "A HeartCodec folder under models/HeartMuLa. Use HeartCodec-oss-20260123 with the "
                 "20260123 and later LMs.",
                 "fp32", "Precision of the codec's transformer (the rest stays fp32). The authors report audible loss "
-                "below fp32."),
+                "below fp32.") + [weight_dtype_input("the transformer's Linear weights are")],
             outputs=[CodecSocket.Output(display_name="codec", tooltip="The codec.")],
         )
 
     @classmethod
-    def execute(cls, codec: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec))
+    def execute(cls, codec: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default") -> io.NodeOutput:
+        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec(weight_dtype), weight_dtype))
 
 
 NODES = [LoadHeartMuLaLM, LoadHeartCodec]

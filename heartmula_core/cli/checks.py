@@ -9,15 +9,17 @@ from pathlib import Path
 
 from ..atomic import OutputTarget, check_free_space, output_target
 from ..audio_files import audio_paths
-from ..codec import build_codec, estimate_decode_bytes
+from ..codec import estimate_decode_bytes
 from ..codec.load import dtype_for
+from ..codec.load import weight_plan as codec_weight_plan
 from ..codes import CODEBOOKS, FRAME_RATE, SAMPLES_PER_FRAME
 from ..errors import OutputError
 from ..lm.budget import estimate_generation_bytes, frames_for_seconds
-from ..lm.load import build_lm
+from ..lm.load import weight_plan as lm_weight_plan
+from ..quant.formats import parse_weight_dtype
+from ..quant.store import held_bytes
 from ..runtime import check_memory
 from ..settings import check_decoding, check_sampling, check_seed
-from ..weights import module_bytes
 
 SAMPLE_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "cfg_scale": "--cfg", "batch_size": "--batch"}
 DECODE_FLAGS = {"steps": "--steps", "guidance": "--guidance"}
@@ -72,18 +74,23 @@ def check_distinct(targets: list[OutputTarget | None], inputs: list[str | Path] 
 
 
 def check_lm_memory(args, files, config, prompt, max_frames: int, device, dtype) -> int:
-    """Weights plus the generation's caches must fit; returns the generation's own bytes."""
+    """Weights (as held: fp8 ones at a byte each) plus the generation's caches must fit; returns the
+    generation's own bytes."""
+    shapes, plan = lm_weight_plan(config, parse_weight_dtype(args.weight_dtype))
     generation = estimate_generation_bytes(config, prompt.length, max_frames, args.batch, args.cfg, dtype)
-    weights = module_bytes(build_lm(config), lambda _name: dtype)
+    weights = held_bytes(shapes, plan, lambda _name: dtype)
     check_memory(weights + generation, device, f"Sampling {args.batch} song(s) of up to {args.seconds:g} s "
-                 f"with {files.folder.name}", "Lower --batch or --seconds, or pick a smaller --dtype.")
+                 f"with {files.folder.name}", "Lower --batch or --seconds, pick a smaller --dtype, or hold the "
+                 "weights in fp8 (--weight-dtype fp8_e4m3fn).")
     return generation
 
 
-def check_codec_memory(config, songs: int, frames: int, device, dtype) -> int:
+def check_codec_memory(config, songs: int, frames: int, device, dtype, weight_dtype: str = "default") -> int:
+    shapes, plan = codec_weight_plan(config, parse_weight_dtype(weight_dtype))
     decoding = estimate_decode_bytes(config, songs, dtype, frames=frames)
-    weights = module_bytes(build_codec(config), lambda name: dtype_for(name, dtype))
+    weights = held_bytes(shapes, plan, lambda name: dtype_for(name, dtype))
     seconds = math.ceil(frames / FRAME_RATE)
     check_memory(weights + decoding, device, f"Decoding {songs} song(s) of up to {seconds} s",
-                 "Decode fewer songs at once (save the codes, decode them one by one), or use --device cpu.")
+                 "Decode fewer songs at once (save the codes, decode them one by one), hold the transformer's "
+                 "weights in fp8 (--weight-dtype fp8_e4m3fn), or use --device cpu.")
     return decoding

@@ -23,6 +23,7 @@ from ..settings import seeded_generator
 from .checks import audio_targets, check_codec_memory, check_decode_args, check_distinct, check_sample_args, codes_target
 from .first_run import add_download_option, fetch_missing
 from .progress import StepBar
+from .quantize import add_weight_dtype_option
 from .sample import add_sample_options, run_sampling
 
 
@@ -44,16 +45,18 @@ def prepare_decoding(args, codec_dir, lengths: list[int], inputs=(), other_outpu
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device, default_gpu=torch.float32)  # the codec stays fp32 unless asked
     folder = resolve_folder(codec_dir, "codec")
-    needed = check_codec_memory(CodecConfig.from_folder(folder), len(lengths), max(lengths), device, dtype)
+    needed = check_codec_memory(CodecConfig.from_folder(folder), len(lengths), max(lengths), device, dtype,
+                                args.weight_dtype)
     return device, dtype, folder, targets, wave, needed
 
 
 def run_decoding(args, plan, codes: torch.Tensor, lengths: torch.Tensor) -> str:
     """Load the codec, decode, write the outputs; returns a summary line."""
     from ..codec import decode, load_codec
+    from ..quant.formats import parse_weight_dtype
 
     device, dtype, folder, targets, wave, needed = plan
-    codec = load_codec(folder, device=device, dtype=dtype)
+    codec = load_codec(folder, device=device, dtype=dtype, weight_dtype=parse_weight_dtype(args.weight_dtype))
     start = time.perf_counter()
     with StepBar("decoding", "step") as bar, \
             memory_errors(needed, device, f"Decoding {len(lengths)} song(s)", "Decode fewer songs at once."):
@@ -106,6 +109,7 @@ def register(subparsers) -> None:
     d.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     d.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                    help="flow-matching transformer dtype (auto = fp32); the conv decoder is always fp32")
+    add_weight_dtype_option(d, "the transformer's weights")
     add_decode_options(d)
     d.set_defaults(func=cmd_decode)
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m heartmula_core {sample,batch,decode,generate} ...`` (see README). Every error
+"""Command line: ``python -m heartmula_core {sample,batch,decode,generate,quantize} ...`` (see README). Every error
 we raise on purpose ends as one ``error: ...`` line and exit status 2."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from ..errors import HeartMuLaError
-from . import batch, decode, sample
+from . import batch, decode, quantize, sample
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.register(sub)
     batch.register(sub)
     decode.register(sub)
+    quantize.register(sub)
     return parser
 
 

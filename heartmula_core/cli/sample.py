@@ -9,6 +9,7 @@ from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES, memory_errors, pick_device,
 from ..text_input import text_or_file
 from .checks import check_lm_memory, check_sample_args, codes_target
 from .progress import StepBar
+from .quantize import add_weight_dtype_option
 
 
 def add_sample_options(p: argparse.ArgumentParser) -> None:
@@ -24,6 +25,7 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1, help="independent songs sampled together")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
+    add_weight_dtype_option(p, "weights")
 
 
 def prepare_sampling(args, device, dtype, codebook_size: int | None = None):
@@ -50,11 +52,12 @@ def run_sampling(args, codebook_size: int | None = None):
     """Load the LM and sample; returns (codes, lengths, summary line)."""
     from ..lm.generate import generate
     from ..lm.load import load_lm
+    from ..quant.formats import parse_weight_dtype
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     prompt, max_frames, needed = prepare_sampling(args, device, dtype, codebook_size)
-    lm = load_lm(args.model_dir, device=device, dtype=dtype)
+    lm = load_lm(args.model_dir, device=device, dtype=dtype, weight_dtype=parse_weight_dtype(args.weight_dtype))
     with StepBar("sampling", "frame") as bar, \
             memory_errors(needed, device, f"Sampling {args.batch} song(s)", "Lower --batch or --seconds."):
         result = generate(lm.model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id,

@@ -182,8 +182,10 @@ class FlowEstimator(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """Compute dtype: that of the layers' weights (a host may keep small tables elsewhere)."""
-        return self.proj_in.ffn_2.weight.dtype
+        """Compute dtype: that of the input convolution's weight (a Linear's weight may be fp8, or a
+        host's quantized tensor reporting the host's compute dtype; the convolution is always a
+        plain cast layer, so a partial load never changes it)."""
+        return self.proj_in.ffn_1.weight.dtype
 
     @staticmethod
     def _final_norm(x: torch.Tensor, table: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:

@@ -136,7 +136,7 @@ def generate(
     whole(max_frames, "max_frames", 1, hint=" Ask for more seconds.")
     check_fits(model.config, prompt, max_frames)
     vocab = audio_vocab(model.config.audio_vocab_size, eos_id, codebook_size)
-    weight = model.text_embeddings.weight
+    weight = model.unconditional_text_embedding.weight  # always in the compute dtype (other weights may be fp8)
     device, dtype = torch.device(device or weight.device), dtype or weight.dtype
     if generator is None:
         generator = seeded_generator(seed, device)

@@ -236,11 +236,29 @@ def test_example_workflow_runs(server, object_info, workflow_path):
     run_and_check(server, object_info, workflow_path)
 
 
-def run_and_check(server, object_info, workflow_path: Path) -> None:
-    """Queue one example as the front end would (shortened songs) and check every file it writes."""
+@pytest.mark.parametrize("weight_dtype", ["fp8_e4m3fn", "fp8_e5m2"])
+def test_example_workflow_runs_with_fp8_weights(server, object_info, weight_dtype):
+    """text_to_song with both loaders holding their weights in fp8 (ComfyUI's own fp8 layers)."""
+    def fp8_loaders(prompt: dict) -> None:
+        loaders = [n for n in prompt.values() if n["class_type"] in ("HeartMuLaLMLoader", "HeartMuLaCodecLoader")]
+        assert len(loaders) == 2
+        for node in loaders:
+            node["inputs"]["weight_dtype"] = weight_dtype
+
+    run_and_check(server, object_info, EXAMPLES / "text_to_song.json", fp8_loaders)
+    log = server.log_text()
+    for kind in ("lm", "codec"):
+        assert re.search(rf"HeartMuLa: loaded {kind} .* weights {weight_dtype}", log), f"no {kind} in {weight_dtype}"
+
+
+def run_and_check(server, object_info, workflow_path: Path, edit=None) -> None:
+    """Queue one example as the front end would (shortened songs, then ``edit(prompt)``) and check
+    every file it writes."""
     workflow = json.loads(workflow_path.read_text())
     prompt = convert(workflow, object_info)
     shorten_songs(prompt, object_info, SONG_SECONDS)
+    if edit is not None:
+        edit(prompt)
     loaded_codes = provide_codes_files(prompt, server, object_info)
     before = set((server.base / "output").rglob("*"))
 

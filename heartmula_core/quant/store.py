@@ -1,0 +1,278 @@
+"""Which weights are stored in fp8, and how they are handed to the layers a model is built with.
+
+What gets fp8 (decided per model from its torch.nn build, see ``lm_candidates`` /
+``codec_candidates``): the weight of every Linear and Embedding of the LM, and of every Linear of
+the codec's flow-matching transformer ("estimator"). Embeddings pay most: the LM's two tables are
+15 % of its weights and a frame reads only a few rows of them, so their lookup gathers fp8 rows and
+casts just those. Norms, biases, the codec's convolutions, codebooks and everything outside the
+estimator keep their precision. ``audio_head`` (the LM's bare [7, D, V] matrix, 4.5 % of it) is
+fp8 in checkpoints this pack writes but held in the compute dtype until the model scales it itself
+(kind "matrix"; no host layout holds it yet). ``unconditional_text_embedding`` stays: the model
+reads its weight directly, past any layer's cast.
+
+How a host's layers want an fp8 weight (``HostLayout``): ours and ComfyUI's
+``mixed_precision_ops`` take ``<layer>.weight`` (fp8) + ``<layer>.weight_scale`` (float32 scalar)
+(+ ``<layer>.comfy_quant`` for ComfyUI); ComfyUI 0.3.64's ``scaled_fp8_ops`` takes
+``<layer>.scale_weight`` on every Linear and no fp8 embeddings. ``QuantizingSource`` turns any
+checkpoint (float32, bf16, or fp8 with or without scales) into exactly those tensors, converting
+one tensor at a time, so loading a float32 checkpoint as fp8 peaks near the fp8 size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from ..weights import TensorSource
+from . import formats
+from .reading import Arena, convert_entry
+
+LINEAR, EMBEDDING, MATRIX = "linear", "embedding", "matrix"  # kinds that may be held in fp8
+KEPT_LINEAR, KEPT = "kept linear", "kept"  # layers that keep their precision
+FILE_SCALE_SUFFIXES = ("weight_scale", "scale_weight")  # ComfyUI's name, then its 0.3.64-era name
+OLD_MARKERS = ("scaled_fp8",)  # 0.3.64-era whole-model marker tensor
+OLD_INPUT_SCALE = "scale_input"  # 0.3.64-era activation scale (weight-only here: dropped when 1)
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    """How the layers a model is built with take an fp8 weight."""
+
+    name: str
+    scale_suffix: str | None  # "<layer>.<suffix>" holds the float32 scale
+    comfy_quant: bool  # also a "<layer>.comfy_quant" JSON marker
+    kinds: frozenset  # candidate kinds these layers can hold in fp8
+    scale_all_linear: bool = False  # every Linear has a scale, fp8 or not (scaled_fp8_ops)
+
+
+CORE = HostLayout("core layers (heartmula_core.quant.layers)", "weight_scale", False, frozenset({LINEAR, EMBEDDING}))
+COMFY_MIXED = HostLayout("ComfyUI mixed_precision_ops", "weight_scale", True, frozenset({LINEAR, EMBEDDING}))
+COMFY_SCALED_FP8 = HostLayout("ComfyUI scaled_fp8_ops", "scale_weight", False, frozenset({LINEAR}), True)
+CHECKPOINT = HostLayout("fp8 checkpoint", "weight_scale", True, frozenset({LINEAR, EMBEDDING, MATRIX}))
+
+
+def scale_key(key: str, suffix: str = "weight_scale") -> str:
+    """``a.b.weight`` -> ``a.b.weight_scale``; a bare matrix ``audio_head`` -> ``audio_head_scale``."""
+    return key[: -len("weight")] + suffix if key.endswith(".weight") else key + "_scale"
+
+
+def marker_key(key: str) -> str | None:
+    return key[: -len("weight")] + "comfy_quant" if key.endswith(".weight") else None
+
+
+def layer_candidates(model: nn.Module, within: str = "") -> dict[str, str]:
+    """key -> kind of every torch.nn Linear / Embedding weight of ``model`` (a torch.nn build);
+    layers outside ``within`` are "kept" (a host that scales every Linear still needs to know them)."""
+    found = {}
+    for name, module in model.named_modules():
+        inside = name.startswith(within)
+        if isinstance(module, nn.Linear):
+            found[f"{name}.weight"] = LINEAR if inside else KEPT_LINEAR
+        elif isinstance(module, nn.Embedding):
+            found[f"{name}.weight"] = EMBEDDING if inside else KEPT
+    return found
+
+
+def lm_candidates(model: nn.Module) -> dict[str, str]:
+    found = layer_candidates(model)
+    found["unconditional_text_embedding.weight"] = KEPT  # read directly by the model, past the layer
+    found["audio_head"] = MATRIX
+    return found
+
+
+def codec_candidates(model: nn.Module) -> dict[str, str]:
+    return layer_candidates(model, "flow_matching.estimator.")
+
+
+@dataclass(frozen=True)
+class WeightPlan:
+    """Which model keys the loaded model holds in fp8 (``keys``), and in which host layout."""
+
+    fp8: torch.dtype | None
+    layout: HostLayout
+    keys: frozenset
+    scaled: frozenset  # keys that come with a scale key (fp8 keys, or every Linear for scaled_fp8_ops)
+    rounded: frozenset = frozenset()  # fp8 candidates these layers hold wide: fp8 values, compute dtype
+
+    def scale_key(self, key: str) -> str:
+        return scale_key(key, self.layout.scale_suffix)
+
+    def extra_keys(self, key: str) -> dict[str, tuple[int, ...]]:
+        """The keys the host layer wants beside ``key`` (scale, marker), with their shapes."""
+        extra = {}
+        if key in self.scaled:
+            extra[self.scale_key(key)] = ()
+        if key in self.keys and self.layout.comfy_quant and marker_key(key):
+            extra[marker_key(key)] = tuple(formats.comfy_quant_tensor(self.fp8).shape)
+        return extra
+
+
+def plan_for(candidates: Mapping[str, str], weight_dtype: torch.dtype | None, layout: HostLayout = CORE) -> WeightPlan:
+    """The weights of kinds ``layout`` can hold are held in fp8; the other fp8 candidates are held
+    in the compute dtype but rounded through fp8 (``rounded``), so every host and the fp8
+    checkpoint give a model the same weight values."""
+    if weight_dtype is None:  # nothing in fp8: the host builds its usual layers, which want no scales
+        return WeightPlan(None, layout, frozenset(), frozenset())
+    keys = frozenset(k for k, kind in candidates.items() if kind in layout.kinds)
+    rounded = frozenset(k for k, kind in candidates.items() if kind in (LINEAR, EMBEDDING, MATRIX)) - keys
+    scaled = keys if layout.scale_suffix else frozenset()
+    if layout.scale_all_linear:
+        scaled = scaled | {k for k, kind in candidates.items() if kind in (LINEAR, KEPT_LINEAR)}
+    return WeightPlan(weight_dtype, layout, keys, scaled, rounded)
+
+
+class QuantizingSource(TensorSource):
+    """A TensorSource in the model's key space with fp8 weights the way ``plan`` wants them.
+
+    Reads checkpoints whose weights are float (converted here), or fp8 with or without
+    ``weight_scale`` / ``scale_weight`` / ``comfy_quant`` (passed through, dequantized, or
+    re-quantized to the other fp8 format). File-side scale and marker keys are consumed; the keys
+    the host layers want are synthesized.
+    """
+
+    def __init__(self, base: TensorSource, plan: WeightPlan):
+        super().__init__(base.entries, base.description)
+        self.base, self.plan = base, plan
+        self.file_scale: dict[str, str] = {}  # fp8 weight key -> its scale key in the file
+        self.file_marker: dict[str, str] = {}
+        consumed = self._read_file_layout()
+        present = [k for k in base.keys() if k not in consumed]
+        self._synth = {x: k for k in present for x in plan.extra_keys(k)}
+        self._keys = present + list(self._synth)
+        self._scales: dict[str, torch.Tensor] = {}  # scales computed with their weight, handed out next
+        self._arena: Arena | None = None  # slabs for converting from files, made on first use
+
+    def _read_file_layout(self) -> set[str]:
+        names, consumed = set(self.base.keys()), set()
+        for key in names:
+            if not formats.is_fp8(self.base.dtype(key)):
+                continue
+            for suffix in FILE_SCALE_SUFFIXES:
+                s = scale_key(key, suffix)
+                if s in names:
+                    if self.base.shape(s) not in ((), (1,)):
+                        raise CheckpointError(f"{self.description}: {s} has shape {list(self.base.shape(s))}; only one "
+                                              "scale per tensor is supported. Use a per-tensor fp8 checkpoint.")
+                    self.file_scale[key] = s
+                    consumed.add(s)
+                    break
+            m = marker_key(key)
+            if m and m in names:
+                self.file_marker[key] = m
+                consumed.add(m)
+            if key.endswith(".weight") and key[: -len("weight")] + OLD_INPUT_SCALE in names:
+                consumed.add(key[: -len("weight")] + OLD_INPUT_SCALE)
+        consumed.update(k for k in OLD_MARKERS if k in names)
+        return consumed
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        if key in self._synth:
+            return self.plan.extra_keys(self._synth[key])[key]
+        return self.base.shape(key)
+
+    def dtype(self, key: str) -> torch.dtype:
+        if key in self._synth:
+            return torch.float32 if key == self.plan.scale_key(self._synth[key]) else torch.uint8
+        stored = self.base.dtype(key)
+        if not stored.is_floating_point:
+            return stored  # integers stay visible, so the key check can name them
+        return self.plan.fp8 if key in self.plan.keys else (torch.float32 if formats.is_fp8(stored) else stored)
+
+    def load(self, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+        if key in self._synth:
+            return self._load_extra(key)
+        if key in self.plan.keys:
+            q, scale = self._fp8_pair(key)
+            if key in self.plan.scaled:
+                self._scales[key] = scale
+            return q
+        if key in self.plan.rounded:
+            return formats.dequantize(*self._fp8_pair(key), dtype or torch.float32)
+        if key in self.plan.scaled:  # a Linear kept wide whose host layer has a scale anyway
+            self._scales[key] = torch.ones((), dtype=torch.float32)
+        if formats.is_fp8(self.base.dtype(key)):  # an fp8 file, read by a plan that keeps this key wider
+            q, scale = self._file_fp8(key)
+            return formats.dequantize(q, scale, dtype or torch.float32)
+        return self.base.load(key, dtype)
+
+    def _load_extra(self, key: str) -> torch.Tensor:
+        weight = self._synth[key]
+        if key != self.plan.scale_key(weight):
+            return formats.comfy_quant_tensor(self.plan.fp8)
+        if weight not in self._scales:  # the scale asked for before its weight: convert the weight now
+            self.load(weight)
+        return self._scales.pop(weight)
+
+    def _file_fp8(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q = self.base.load(key)
+        if key in self.file_marker:
+            formats.read_comfy_quant(self.base.load(self.file_marker[key]), self.file_marker[key], q.dtype)
+        scale = self.base.load(self.file_scale[key], torch.float32).reshape(()) if key in self.file_scale else None
+        if scale is not None and not (bool(torch.isfinite(scale)) and float(scale) > 0):
+            raise CheckpointError(f"{self.file_scale[key]} is {float(scale)}; a weight scale must be a positive "
+                                  "finite number. The file is corrupt; re-create it.")
+        return q, scale
+
+    def _fp8_pair(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(fp8 weight in the plan's format, float32 scale) for ``key``; unscaled files get scale 1."""
+        what = f"{self.description}: tensor {key}"
+        if not formats.is_fp8(self.base.dtype(key)):
+            entry = self.base.entries.get(key)
+            if entry is not None and getattr(self.base, "folded", {}).get(key) is None:
+                self._arena = self._arena or Arena()
+                return convert_entry(entry, self.plan.fp8, what, self._arena)  # from the file, a slab at a time
+            return formats.quantize(self.base.load(key), self.plan.fp8, what)
+        q, scale = self._file_fp8(key)
+        if q.dtype == self.plan.fp8:
+            return q, scale if scale is not None else torch.ones((), dtype=torch.float32)
+        return formats.quantize(formats.dequantize(q, scale, torch.float32), self.plan.fp8, what)
+
+
+def prepare(source: TensorSource, dtype_for: Callable[[str], torch.dtype | None],
+            expected: Mapping[str, tuple[int, ...]], plan: WeightPlan) -> dict:
+    """``source``, ``dtype_for`` and ``expected`` for ``weights.load_into(model, **prepare(...))``,
+    so that the model gets ``plan``'s fp8 weights and the scale/marker keys its host layers want,
+    from any float or fp8 checkpoint. With ``plan.fp8`` None it still reads fp8 files (dequantized
+    to ``dtype_for``'s dtype, scales applied)."""
+    wrapped = QuantizingSource(source, plan)
+    full: dict[str, tuple[int, ...]] = {}
+    for key, shape in expected.items():
+        full[key] = shape
+        full.update(plan.extra_keys(key))
+    scales = {plan.scale_key(k) for k in plan.scaled}
+    markers = {marker_key(k) for k in plan.keys if plan.layout.comfy_quant}
+
+    def quant_dtype_for(key: str) -> torch.dtype | None:
+        if key in plan.keys:
+            return plan.fp8
+        if key in scales:
+            return torch.float32
+        if key in markers:
+            return None
+        return dtype_for(key)
+
+    return {"source": wrapped, "dtype_for": quant_dtype_for, "expected": full}
+
+
+def held_bytes(shapes: Mapping[str, tuple[int, ...]], plan: WeightPlan,
+               dtype_for: Callable[[str], torch.dtype]) -> int:
+    """Bytes of the weights a model holds once loaded with ``plan`` (memory checks, the VRAM table):
+    its fp8 keys at one byte plus their scale/marker keys, every other tensor in ``dtype_for``'s dtype."""
+    total = 0
+    for key, shape in shapes.items():
+        n = math.prod(shape)
+        if key in plan.keys:
+            total += n + sum(4 if s == () else s[0] for s in plan.extra_keys(key).values())
+        else:
+            total += n * torch.empty((), dtype=dtype_for(key)).element_size()
+            total += 4 if key in plan.scaled else 0
+    return total
+
