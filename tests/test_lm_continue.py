@@ -183,3 +183,11 @@ def test_cuda_graph_continues_padded_rows_as_eager_does(prompt, takes):
         eager = generate(gpu.model, prompt, capture="eager", **kw)
         graph = generate(gpu.model, prompt, capture="cuda_graph", **kw)
         assert torch.equal(eager.codes, graph.codes) and torch.equal(eager.lengths, graph.lengths)
+
+
+def test_the_prefill_benchmark_agrees_with_feeding_frames_one_by_one():
+    from benchmarks.bench_prefill import measure
+
+    rows = measure("tiny", 40, 1.5, torch.device("cpu"), torch.float32)
+    assert [r["way"] for r in rows] == ["prefill", "backbone per frame", "frame step per frame"]
+    assert all(r["same next frame"] for r in rows), rows

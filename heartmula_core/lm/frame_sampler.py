@@ -86,7 +86,7 @@ class FrameSampler:
                 order = prefill_order(prompt.length, pads[:, 0].cpu(), kept.shape[-1]).to(self.device)
                 x = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))
         pos = torch.arange(x.shape[1], device=self.device)
-        return self.model.backbone(x, pos, self.backbone_state)[:, -1]
+        return self.model.backbone(x, pos, self.backbone_state, prefill=True)[:, -1]
 
     def step(self, previous: torch.Tensor, position: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
         """The frame step, tensors in and out, no host sync: previous frame [R, n] at backbone

@@ -131,7 +131,11 @@ def grouped_attention(q, k, v, mask, groups: int) -> torch.Tensor:
     """GQA without copying keys/values: the query heads that share a KV head are folded into the
     query-length axis (q [B, H, S, D] -> [B, H/g, g*S, D]), which is exact and lets every SDPA
     backend run with the cache as it is. Query head h uses KV head h // g. ``mask`` is already
-    repeated g times along its query rows (see ``TransformerState.mask_at``)."""
+    repeated g times along its query rows (see ``TransformerState.mask_at``). Without a mask,
+    plain causal attention of queries and keys that both start at slot 0 (a prefill): SDPA then skips
+    the masked half instead of computing it."""
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=groups > 1)
     b, h, s, d = q.shape
     folded = q.reshape(b, h // groups, groups * s, d)
     out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask)
@@ -148,13 +152,17 @@ class Attention(nn.Module):
         self.v_proj = ops.Linear(cfg.embed_dim, cfg.num_kv_heads * hd, bias=False)
         self.output_proj = ops.Linear(cfg.num_heads * hd, cfg.embed_dim, bias=False)
 
-    def forward(self, x, input_pos, cache: KVCache, rope, mask):
+    def forward(self, x, input_pos, cache: KVCache, rope, mask, prefill: bool = False):
+        """``prefill``: x fills slots 0..S-1 of an empty cache, so its own keys are all there is to read."""
         b, s, _ = x.shape
         cfg, hd = self.cfg, self.cfg.head_dim
         q = apply_rope(self.q_proj(x).view(b, s, cfg.num_heads, hd), rope).transpose(1, 2)
         k = apply_rope(self.k_proj(x).view(b, s, cfg.num_kv_heads, hd), rope).transpose(1, 2)
         v = self.v_proj(x).view(b, s, cfg.num_kv_heads, hd).transpose(1, 2)
-        k, v = cache.update(input_pos, k, v)
+        if prefill:
+            cache.update(input_pos, k, v)
+        else:
+            k, v = cache.update(input_pos, k, v)
         out = grouped_attention(q, k, v, mask, cfg.num_heads // cfg.num_kv_heads)
         return self.output_proj(out.transpose(1, 2).reshape(b, s, cfg.num_heads * hd))
 
@@ -178,8 +186,8 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
         self.mlp = FeedForward(cfg, ops)
 
-    def forward(self, x, input_pos, cache, rope, mask):
-        h = x + self.attn(self.sa_norm(x), input_pos, cache, rope, mask)
+    def forward(self, x, input_pos, cache, rope, mask, prefill: bool = False):
+        h = x + self.attn(self.sa_norm(x), input_pos, cache, rope, mask, prefill)
         return h + self.mlp(self.mlp_norm(h))
 
 
@@ -193,12 +201,21 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Block(cfg, ops) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
 
-    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, state: TransformerState) -> torch.Tensor:
-        """x [B, S, D] at positions input_pos [S] -> normalised hidden states [B, S, D]."""
+    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, state: TransformerState,
+                prefill: bool = False) -> torch.Tensor:
+        """x [B, S, D] in slots input_pos [S] -> normalised hidden states [B, S, D]. ``prefill``: the
+        slots are 0..S-1 of empty caches (the prompt pass): attention reads only those S keys, causal
+        without a mask unless rows are padded."""
         rope = state.rope_at(input_pos)
-        mask = state.mask_at(input_pos, self.cfg.num_heads // self.cfg.num_kv_heads)  # once for all layers
+        groups = self.cfg.num_heads // self.cfg.num_kv_heads
+        if not prefill:
+            mask = state.mask_at(input_pos, groups)  # once for all layers
+        elif state.real is not None:
+            mask = state.mask_at(input_pos, groups)[..., :x.shape[1]]
+        else:
+            mask = None
         for layer, cache in zip(self.layers, state.caches):
-            x = layer(x, input_pos, cache, rope, mask)
+            x = layer(x, input_pos, cache, rope, mask, prefill)
         return self.norm(x)
 
 
