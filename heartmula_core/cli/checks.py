@@ -71,9 +71,11 @@ def check_distinct(targets: list[OutputTarget | None], inputs: list[str | Path] 
             raise OutputError(f"{seen[key].what} {seen[key].given} is the input file {path}; write to another name.")
 
 
-def check_lm_memory(args, files, config, prompt, max_frames: int, device, dtype) -> int:
-    """Weights plus the generation's caches must fit; returns the generation's own bytes."""
-    generation = estimate_generation_bytes(config, prompt.length, max_frames, args.batch, args.cfg, dtype)
+def check_lm_memory(args, files, config, prompt, max_frames: int, device, dtype, kept: list[int] = ()) -> int:
+    """Weights plus the generation's caches must fit (``kept``: frames kept per song when continuing
+    saved songs); returns the generation's own bytes."""
+    generation = estimate_generation_bytes(config, prompt.length, max_frames, len(kept) or args.batch, args.cfg, dtype,
+                                           kept)
     weights = module_bytes(build_lm(config), lambda _name: dtype)
     check_memory(weights + generation, device, f"Sampling {args.batch} song(s) of up to {args.seconds:g} s "
                  f"with {files.folder.name}", "Lower --batch or --seconds, or pick a smaller --dtype.")

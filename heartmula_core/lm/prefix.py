@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..codes import FRAME_RATE, check_codes
-from ..errors import CodesError, SettingsError
+from ..errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,6 @@ def prefill_order(prompt_length: int, pads: torch.Tensor, longest: int) -> torch
 
 def check_prefix(codes, lengths, codebooks: int, codebook_size: int, where: str = "continue_from") -> Prefix:
     """Codes to continue, checked against the LM: integer ids of this LM's codebooks, lengths 1..T."""
-    if isinstance(codes, torch.Tensor) and codes.dim() == 3 and codes.shape[1] != codebooks:
-        raise CodesError(f"{where} holds {codes.shape[1]} codes per frame, but this LM writes {codebooks}: the codes "
-                         "come from another kind of model and cannot be continued by this one.")
     codes, lengths = check_codes(codes, lengths, where, codebooks, codebook_size)
     return Prefix(codes, list(lengths))
 
