@@ -139,14 +139,12 @@ def generate(
     check_fits(model.config, prompt, max_frames, kept.lengths if kept else ())
     weight = model.text_embeddings.weight
     device, dtype = torch.device(device or weight.device), dtype or weight.dtype
-    if generator is None:
-        generator = seeded_generator(seed, device)
     songs = SongCodes(len(kept.lengths) if kept else batch_size, model.config.audio_num_codebooks, max_frames, eos_id,
                       device, kept)
-    max_len = cache_length(model.config, prompt.length, max_frames, kept.spread if kept else 0)
     sampler = FrameSampler(model, songs=songs.codes.shape[0], cfg_scale=cfg_scale, top_k=top_k,
-                           temperature=temperature, max_len=max_len, generator=generator, device=device, dtype=dtype,
-                           vocab=vocab, pads=songs.pads if kept else None)
+                           temperature=temperature, generator=generator or seeded_generator(seed, device),
+                           max_len=cache_length(model.config, prompt.length, max_frames, kept.spread if kept else 0),
+                           device=device, dtype=dtype, vocab=vocab, pads=songs.pads if kept else None)
     runner_name = pick_runner(capture, device, model)
     if eos_check_every is None:
         eos_check_every = 8 if runner_name == "cuda_graph" else 1
