@@ -70,25 +70,27 @@ def run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size,
     return io.NodeOutput(HeartMuLaCodes(result.codes, result.lengths, FRAME_RATE, info))
 
 
+def lm_schema(node_id: str, display_name: str, description: str, inputs: list, output_tip: str) -> io.Schema:
+    """The schema both LM nodes share: the LM and the prompt, then ``inputs``, one codes output."""
+    return io.Schema(
+        node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+        inputs=[LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
+                PromptSocket.Input("prompt", tooltip="Tags and lyrics from HeartMuLa Lyrics & Tags."), *inputs],
+        outputs=[CodesSocket.Output(display_name="codes", tooltip=output_tip)],
+    )
+
+
 class HeartMuLaSampler(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaSampler",
-            display_name="HeartMuLa Sampler",
-            category=CATEGORY,
-            description=f"Writes the song as audio tokens, {FRAME_RATE} frames per second, until the model ends it "
-                        "or the length limit is reached.",
-            inputs=[
-                LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
-                PromptSocket.Input("prompt", tooltip="Tags and lyrics from HeartMuLa Lyrics & Tags."),
-                *sampling_inputs(120.0, "Longest song to write, in seconds; it usually ends earlier by itself. "
-                                        "Prompt plus song must fit the model's context (8192 positions).",
-                                 "Songs written at once from the same prompt (each different)."),
-            ],
-            outputs=[CodesSocket.Output(display_name="codes",
-                                        tooltip="Audio tokens; decode them with HeartCodec Decode or save them.")],
-        )
+        return lm_schema(
+            "HeartMuLaSampler", "HeartMuLa Sampler",
+            f"Writes the song as audio tokens, {FRAME_RATE} frames per second, until the model ends it or the "
+            "length limit is reached.",
+            sampling_inputs(120.0, "Longest song to write, in seconds; it usually ends earlier by itself. Prompt "
+                                   "plus song must fit the model's context (8192 positions).",
+                            "Songs written at once from the same prompt (each different)."),
+            "Audio tokens; decode them with HeartCodec Decode or save them.")
 
     @classmethod
     def execute(cls, lm, prompt, seed: int, seconds: float, temperature: float, top_k: int, cfg_scale: float,
@@ -99,32 +101,22 @@ class HeartMuLaSampler(HeartMuLaNode):
 class HeartMuLaContinueSong(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaContinueSong",
-            display_name="HeartMuLa Continue Song",
-            category=CATEGORY,
-            description="Continues saved audio tokens: keep a whole song and write on (extend it), or keep its "
-                        "first seconds and write a new ending (a variation). The output holds the whole song.",
-            inputs=[
-                LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
-                PromptSocket.Input("prompt", tooltip="Tags and lyrics from HeartMuLa Lyrics & Tags; they may "
-                                                     "differ from the ones the song was written with (say, one "
-                                                     "more verse)."),
-                CodesSocket.Input("continue_from", tooltip="The song(s) to continue: audio tokens from the "
-                                                           "Sampler or Load HeartMuLa Codes. Every song of a "
-                                                           "batch is continued."),
-                io.Float.Input("keep_seconds", default=-1.0, min=-1.0, max=600.0, step=0.5,
-                               tooltip="-1 keeps each whole song and writes on (extend). N keeps the first N "
-                                       "seconds and writes the rest anew (a variation: another seed, another "
-                                       "ending). Every song must be at least N seconds long."),
-                *sampling_inputs(240.0, "Longest song, in seconds, counting the kept part: more than the part "
-                                        "kept. Prompt plus song must fit the model's context (8192 positions).",
-                                 "Continuations written for each song of continue_from (each different)."),
-            ],
-            outputs=[CodesSocket.Output(display_name="codes",
-                                        tooltip="The whole songs (kept part, then the new part); decode or save "
-                                                "them.")],
-        )
+        keep = io.Float.Input(
+            "keep_seconds", default=-1.0, min=-1.0, max=600.0, step=0.5,
+            tooltip="-1 keeps each whole song and writes on (extend). N keeps the first N seconds and writes the "
+                    "rest anew (a variation: another seed, another ending). Every song must be at least N s long.")
+        song = CodesSocket.Input("continue_from", tooltip="The song(s) to continue: audio tokens from the Sampler "
+                                                          "or Load HeartMuLa Codes. Every song of a batch is continued.")
+        return lm_schema(
+            "HeartMuLaContinueSong", "HeartMuLa Continue Song",
+            "Continues saved audio tokens: keeps a whole song and writes on (extend it), or keeps its first seconds "
+            "and writes a new ending (a variation). The tags and lyrics may differ from the ones the song was "
+            "written with (say, one more verse).",
+            [song, keep, *sampling_inputs(240.0, "Longest song, in seconds, counting the kept part: more than the "
+                                                 "part kept. Prompt plus song must fit the model's context (8192 "
+                                                 "positions).",
+                                          "Continuations written for each song of continue_from (each different).")],
+            "The whole songs (kept part, then the new part); decode or save them.")
 
     @classmethod
     def execute(cls, lm, prompt, continue_from, keep_seconds: float, seed: int, seconds: float, temperature: float,
