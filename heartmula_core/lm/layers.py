@@ -133,9 +133,13 @@ def grouped_attention(q, k, v, mask, groups: int) -> torch.Tensor:
     backend run with the cache as it is. Query head h uses KV head h // g. ``mask`` is already
     repeated g times along its query rows (see ``TransformerState.mask_at``). Without a mask,
     plain causal attention of queries and keys that both start at slot 0 (a prefill): SDPA then skips
-    the masked half instead of computing it."""
+    the masked half instead of computing it. Keys and values are repeated per query head there
+    (transient, one layer's worth), which every backend runs causally, while ``enable_gqa`` sends some
+    CUDA backends to the math kernel, which holds all the scores."""
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=groups > 1)
+        if groups > 1:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     b, h, s, d = q.shape
     folded = q.reshape(b, h // groups, groups * s, d)
     out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask)
