@@ -14,8 +14,7 @@ from comfy_api.latest import io
 from ..heartmula_core.codes import FRAME_RATE
 from ..heartmula_core.lm.budget import check_fits, estimate_generation_bytes, frames_for_seconds
 from ..heartmula_core.lm.generate import generate
-from ..heartmula_core.lm.prefix import Prefix, check_prefix, kept_lengths
-from ..heartmula_core.lm.vocab import audio_vocab
+from ..heartmula_core.lm.prefix import Prefix, kept_lengths, kept_per_song
 from ..heartmula_core.settings import MAX_SEED, check_sampling, check_seed
 from . import memory
 from .base import CATEGORY, HeartMuLaNode
@@ -46,11 +45,7 @@ def run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size,
     check_seed(seed)
     check_sampling(temperature, top_k, cfg_scale, batch_size)
     max_frames = frames_for_seconds(seconds)
-    kept = []
-    if prefix is not None:
-        vocab = audio_vocab(lm.config.audio_vocab_size, lm.gen_config.audio_eos_id)
-        check_prefix(prefix.codes, prefix.lengths, lm.config.audio_num_codebooks, vocab.codebook_size)
-        kept = prefix.repeated(batch_size).lengths
+    kept = kept_per_song(prefix, lm.config, lm.gen_config.audio_eos_id, batch_size)
     check_fits(lm.config, prompt, max_frames, kept)
     needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, len(kept) or batch_size, cfg_scale,
                                        lm.dtype, kept)
@@ -122,8 +117,8 @@ class HeartMuLaContinueSong(HeartMuLaNode):
     def execute(cls, lm, prompt, continue_from, keep_seconds: float, seed: int, seconds: float, temperature: float,
                 top_k: int, cfg_scale: float, batch_size: int) -> io.NodeOutput:
         prefix = Prefix(continue_from.codes, kept_lengths(continue_from.lengths.tolist(), keep_seconds))
-        origin = continue_from.info.get("file") or continue_from.info.get("seed", "")
-        info = {"continued_from": str(origin), "keep_seconds": str(keep_seconds)}
+        origin = continue_from.info.get("file") or f"seed {continue_from.info.get('seed', '?')}"
+        info = {"continued_from": origin, "keep_seconds": str(keep_seconds)}
         return run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size, prefix, info)
 
 

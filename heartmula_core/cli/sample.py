@@ -6,7 +6,7 @@ import argparse
 
 from ..codes import FRAME_RATE, load_codes
 from ..errors import SettingsError
-from ..lm.prefix import Prefix, check_prefix, kept_lengths
+from ..lm.prefix import Prefix, kept_lengths, kept_per_song
 from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES, memory_errors, pick_device, pick_dtype
 from ..text_input import text_or_file
 from .checks import check_distinct, check_lm_memory, check_sample_args, codes_target
@@ -65,12 +65,9 @@ def prepare_sampling(args, device, dtype, codebook_size: int | None = None, pref
     gen_config = GenConfig.from_file(files.gen_config)
     prompt = build_prompt(load_tokenizer(files.tokenizer), gen_config, text_or_file(args.tags, "tags"),
                           text_or_file(args.lyrics, "lyrics"))
-    vocab = audio_vocab(config.audio_vocab_size, gen_config.audio_eos_id, codebook_size)
-    kept = []
-    if prefix is not None:
-        check_prefix(prefix.codes, prefix.lengths, config.audio_num_codebooks, vocab.codebook_size,
-                     f"--continue-from {args.continue_from}")
-        kept = prefix.repeated(args.batch).lengths
+    audio_vocab(config.audio_vocab_size, gen_config.audio_eos_id, codebook_size)
+    kept = kept_per_song(prefix, config, gen_config.audio_eos_id, args.batch, codebook_size,
+                         f"--continue-from {args.continue_from}")
     check_fits(config, prompt, max_frames, kept)
     return prompt, max_frames, check_lm_memory(args, files, config, prompt, max_frames, device, dtype, kept)
 

@@ -23,6 +23,7 @@ import torch
 
 from ..codes import FRAME_RATE, check_codes
 from ..errors import SettingsError
+from .vocab import audio_vocab
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,18 @@ def check_prefix(codes, lengths, codebooks: int, codebook_size: int, where: str 
     """Codes to continue, checked against the LM: integer ids of this LM's codebooks, lengths 1..T."""
     codes, lengths = check_codes(codes, lengths, where, codebooks, codebook_size)
     return Prefix(codes, list(lengths))
+
+
+def kept_per_song(prefix: Prefix | None, config, eos_id: int, batch_size: int, codebook_size: int | None = None,
+                  where: str = "continue_from") -> list[int]:
+    """Before the weights load: the prefix holds this LM's codes (``config``: a HeartMuLaConfig); the
+    frames kept for each of the songs a generation writes (``batch_size`` per song of the prefix;
+    empty for new songs), which ``budget.check_fits`` and the memory estimate count."""
+    if prefix is None:
+        return []
+    vocab = audio_vocab(config.audio_vocab_size, eos_id, codebook_size)
+    check_prefix(prefix.codes, prefix.lengths, config.audio_num_codebooks, vocab.codebook_size, where)
+    return prefix.repeated(batch_size).lengths
 
 
 def kept_lengths(lengths: list[int], keep_seconds, name: str = "keep_seconds") -> list[int]:
