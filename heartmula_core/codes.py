@@ -109,7 +109,11 @@ def check_codes(codes, lengths: torch.Tensor | Sequence[int] | None = None, wher
 
     if not isinstance(codes, torch.Tensor):
         raise CodesError(say(f"codes must be a torch.Tensor [batch, {codebooks}, frames], got {type(codes).__name__}."))
-    if codes.dim() != 3 or codes.shape[1] != codebooks or codes.shape[0] < 1 or codes.shape[2] < 1:
+    if codes.dim() == 3 and codes.shape[1] != codebooks:
+        raise CodesError(say(f"codes must have shape [batch, {codebooks}, frames] (one row per codebook), got "
+                             f"{list(codes.shape)}: {codes.shape[1]} codes per frame, so they come from another kind "
+                             "of model."))
+    if codes.dim() != 3 or codes.shape[0] < 1 or codes.shape[2] < 1:
         raise CodesError(say(f"codes must have shape [batch, {codebooks}, frames] (one row per codebook), got "
                              f"{list(codes.shape)}."))
     if not _is_integer(codes):

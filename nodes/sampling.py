@@ -1,5 +1,11 @@
-"""HeartMuLa Sampler: prompt -> audio tokens (HEARTMULA_CODES). The only node that runs the LM, kept
-apart from decoding so that changing decode settings never re-runs it."""
+"""HeartMuLa Sampler (prompt -> audio tokens, HEARTMULA_CODES) and HeartMuLa Continue Song (saved
+tokens + prompt -> a longer song, or the same start with a new ending). The only nodes that run the
+LM, kept apart from decoding so that changing decode settings never re-runs them.
+
+Continuing is its own node rather than two optional inputs on the Sampler: on the canvas its codes
+socket is required and its title says what it does, the Sampler keeps no widget that does nothing
+until a socket is linked, and saved workflows keep the Sampler's widget list.
+"""
 
 from __future__ import annotations
 
@@ -8,66 +14,112 @@ from comfy_api.latest import io
 from ..heartmula_core.codes import FRAME_RATE
 from ..heartmula_core.lm.budget import check_fits, estimate_generation_bytes, frames_for_seconds
 from ..heartmula_core.lm.generate import generate
+from ..heartmula_core.lm.prefix import Prefix, kept_lengths, kept_per_song
 from ..heartmula_core.settings import MAX_SEED, check_sampling, check_seed
 from . import memory
 from .base import CATEGORY, HeartMuLaNode
 from .types import CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
 
 
+def sampling_inputs(seconds: float, seconds_tip: str, batch_tip: str) -> list:
+    """The settings both nodes share: seed, length limit, temperature, top-k, guidance, batch."""
+    return [
+        io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
+                     tooltip="Random seed. The same seed and settings give the same song."),
+        io.Float.Input("seconds", default=seconds, min=1.0, max=600.0, step=1.0, tooltip=seconds_tip),
+        io.Float.Input("temperature", default=1.0, min=0.05, max=4.0, step=0.05,
+                       tooltip="Randomness of each token; lower is safer, higher more varied."),
+        io.Int.Input("top_k", default=50, min=1, max=8192,
+                     tooltip="Sample only among the k most likely tokens (1 = always the most likely)."),
+        io.Float.Input("cfg_scale", default=1.5, min=1.0, max=10.0, step=0.1,
+                       tooltip="Classifier-free guidance: how strongly the tags and lyrics steer the "
+                               "song. 1.0 turns guidance off and runs twice as fast."),
+        io.Int.Input("batch_size", default=1, min=1, max=64, tooltip=batch_tip),
+    ]
+
+
+def run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size, prefix: Prefix | None = None,
+           info: dict | None = None) -> io.NodeOutput:
+    """Check everything before any memory moves, load the LM, sample (continuing ``prefix``)."""
+    # ComfyUI's range checks let NaN through (every comparison with NaN is false): check here
+    check_seed(seed)
+    check_sampling(temperature, top_k, cfg_scale, batch_size)
+    max_frames = frames_for_seconds(seconds)
+    kept = kept_per_song(prefix, lm.config, lm.gen_config.audio_eos_id, batch_size)
+    check_fits(lm.config, prompt, max_frames, kept)
+    needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, len(kept) or batch_size, cfg_scale,
+                                       lm.dtype, kept)
+    device = memory.load_for_inference(lm.patcher, needed)
+    new_frames = max_frames - min(kept, default=0)
+    report = memory.progress_reporter(new_frames)
+    result = generate(
+        lm.model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id, temperature=temperature,
+        top_k=top_k, cfg_scale=cfg_scale, batch_size=batch_size, seed=seed, device=device, dtype=lm.dtype,
+        on_frame=report, check_cancel=memory.check_cancel, prefix=prefix.codes if prefix else None,
+        prefix_lengths=prefix.lengths if prefix else None,
+    )
+    if result.frames_run < new_frames:  # ended by itself: a full bar (ComfyUI always sends a full one)
+        report(result.frames_run, result.frames_run)
+    info = {"model": lm.folder.name, "seed": str(seed), "tags": prompt.tags, "lyrics": prompt.lyrics,
+            "temperature": str(temperature), "top_k": str(top_k), "cfg_scale": str(cfg_scale), **(info or {})}
+    return io.NodeOutput(HeartMuLaCodes(result.codes, result.lengths, FRAME_RATE, info))
+
+
+def lm_schema(node_id: str, display_name: str, description: str, inputs: list, output_tip: str) -> io.Schema:
+    """The schema both LM nodes share: the LM and the prompt, then ``inputs``, one codes output."""
+    return io.Schema(
+        node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+        inputs=[LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
+                PromptSocket.Input("prompt", tooltip="Tags and lyrics from HeartMuLa Lyrics & Tags."), *inputs],
+        outputs=[CodesSocket.Output(display_name="codes", tooltip=output_tip)],
+    )
+
+
 class HeartMuLaSampler(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaSampler",
-            display_name="HeartMuLa Sampler",
-            category=CATEGORY,
-            description=f"Writes the song as audio tokens, {FRAME_RATE} frames per second, until the model ends it "
-                        "or the length limit is reached.",
-            inputs=[
-                LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
-                PromptSocket.Input("prompt", tooltip="Tags and lyrics from HeartMuLa Lyrics & Tags."),
-                io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
-                             tooltip="Random seed. The same seed and settings give the same song."),
-                io.Float.Input("seconds", default=120.0, min=1.0, max=600.0, step=1.0,
-                               tooltip="Longest song to write, in seconds; it usually ends earlier by itself. "
-                                       "Prompt plus song must fit the model's context (8192 positions)."),
-                io.Float.Input("temperature", default=1.0, min=0.05, max=4.0, step=0.05,
-                               tooltip="Randomness of each token; lower is safer, higher more varied."),
-                io.Int.Input("top_k", default=50, min=1, max=8192,
-                             tooltip="Sample only among the k most likely tokens (1 = always the most likely)."),
-                io.Float.Input("cfg_scale", default=1.5, min=1.0, max=10.0, step=0.1,
-                               tooltip="Classifier-free guidance: how strongly the tags and lyrics steer the "
-                                       "song. 1.0 turns guidance off and runs twice as fast."),
-                io.Int.Input("batch_size", default=1, min=1, max=64,
-                             tooltip="Songs written at once from the same prompt (each different)."),
-            ],
-            outputs=[CodesSocket.Output(display_name="codes",
-                                        tooltip="Audio tokens; decode them with HeartCodec Decode or save them.")],
-        )
+        return lm_schema(
+            "HeartMuLaSampler", "HeartMuLa Sampler",
+            f"Writes the song as audio tokens, {FRAME_RATE} frames per second, until the model ends it or the "
+            "length limit is reached.",
+            sampling_inputs(120.0, "Longest song to write, in seconds; it usually ends earlier by itself. Prompt "
+                                   "plus song must fit the model's context (8192 positions).",
+                            "Songs written at once from the same prompt (each different)."),
+            "Audio tokens; decode them with HeartCodec Decode or save them.")
 
     @classmethod
     def execute(cls, lm, prompt, seed: int, seconds: float, temperature: float, top_k: int, cfg_scale: float,
                 batch_size: int) -> io.NodeOutput:
-        model = lm.model
-        # ComfyUI's range checks let NaN through (every comparison with NaN is false): check here,
-        # before any memory is moved
-        check_seed(seed)
-        check_sampling(temperature, top_k, cfg_scale, batch_size)
-        max_frames = frames_for_seconds(seconds)
-        check_fits(lm.config, prompt, max_frames)
-        needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, batch_size, cfg_scale, lm.dtype)
-        device = memory.load_for_inference(lm.patcher, needed)
-        report = memory.progress_reporter(max_frames)
-        result = generate(
-            model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id, temperature=temperature,
-            top_k=top_k, cfg_scale=cfg_scale, batch_size=batch_size, seed=seed, device=device, dtype=lm.dtype,
-            on_frame=report, check_cancel=memory.check_cancel,
-        )
-        if result.frames_run < max_frames:  # ended by itself: a full bar (ComfyUI always sends a full one)
-            report(result.frames_run, result.frames_run)
-        info = {"model": lm.folder.name, "seed": str(seed), "tags": prompt.tags, "lyrics": prompt.lyrics,
-                "temperature": str(temperature), "top_k": str(top_k), "cfg_scale": str(cfg_scale)}
-        return io.NodeOutput(HeartMuLaCodes(result.codes, result.lengths, FRAME_RATE, info))
+        return run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size)
 
 
-NODES = [HeartMuLaSampler]
+class HeartMuLaContinueSong(HeartMuLaNode):
+    @classmethod
+    def define_schema(cls):
+        keep = io.Float.Input(
+            "keep_seconds", default=-1.0, min=-1.0, max=600.0, step=0.5,
+            tooltip="-1 keeps each whole song and writes on (extend). N keeps the first N seconds and writes the "
+                    "rest anew (a variation: another seed, another ending). Every song must be at least N s long.")
+        song = CodesSocket.Input("continue_from", tooltip="The song(s) to continue: audio tokens from the Sampler "
+                                                          "or Load HeartMuLa Codes. Every song of a batch is continued.")
+        return lm_schema(
+            "HeartMuLaContinueSong", "HeartMuLa Continue Song",
+            "Continues saved audio tokens: keeps a whole song and writes on (extend it), or keeps its first seconds "
+            "and writes a new ending (a variation). The tags and lyrics may differ from the ones the song was "
+            "written with (say, one more verse).",
+            [song, keep, *sampling_inputs(240.0, "Longest song, in seconds, counting the kept part: more than the "
+                                                 "part kept. Prompt plus song must fit the model's context (8192 "
+                                                 "positions).",
+                                          "Continuations written for each song of continue_from (each different).")],
+            "The whole songs (kept part, then the new part); decode or save them.")
+
+    @classmethod
+    def execute(cls, lm, prompt, continue_from, keep_seconds: float, seed: int, seconds: float, temperature: float,
+                top_k: int, cfg_scale: float, batch_size: int) -> io.NodeOutput:
+        prefix = Prefix(continue_from.codes, kept_lengths(continue_from.lengths.tolist(), keep_seconds))
+        origin = continue_from.info.get("file") or f"seed {continue_from.info.get('seed', '?')}"
+        info = {"continued_from": origin, "keep_seconds": str(keep_seconds)}
+        return run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size, prefix, info)
+
+
+NODES = [HeartMuLaSampler, HeartMuLaContinueSong]

@@ -1,8 +1,12 @@
-"""Helpers shared by the LM tests: paths to the tiny reference checkpoint and its expected outputs."""
+"""Helpers shared by the LM tests: paths to the tiny reference checkpoint and its expected outputs,
+and a guard against host reads inside the frame step."""
 
 import json
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+
+import torch
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "tiny"
@@ -24,3 +28,22 @@ def expected_inputs() -> dict:
 
 def manifest(name: str) -> dict:
     return json.loads((DATA / "manifests" / name).read_text(encoding="utf-8"))["keys"]
+
+
+HOST_READS = ["item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "__len__"]
+
+
+@contextmanager
+def no_host_reads(monkeypatch):
+    """Inside: any Tensor method that reads a value back to the host raises (a CUDA graph cannot hold one)."""
+    def forbidden(name):
+        def read(*_a, **_k):
+            raise AssertionError(f"host read Tensor.{name} inside the frame step")
+        return read
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, forbidden(name))
+    try:
+        yield
+    finally:
+        monkeypatch.undo()

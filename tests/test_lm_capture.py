@@ -7,9 +7,7 @@ from heartmula_core.lm.load import load_lm
 from heartmula_core.lm.frame_sampler import FrameSampler
 from heartmula_core.lm.generate import generate
 from heartmula_core.lm.prompt import build_prompt
-from lm_fixtures import TINY_LM
-
-HOST_READS = ["item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "__len__"]
+from lm_fixtures import TINY_LM, no_host_reads
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +28,8 @@ def test_frame_step_takes_and_returns_tensors_without_host_reads(lm, prompt, mon
         frame = sampler.prompt_pass(prompt, sampler.draw_noise())
         position = torch.tensor([prompt.length])
         noise = sampler.draw_noise()
-
-        def forbidden(name):
-            def read(*_a, **_k):
-                raise AssertionError(f"host read Tensor.{name} inside the frame step")
-            return read
-
-        for name in HOST_READS:
-            monkeypatch.setattr(torch.Tensor, name, forbidden(name))
-        out = sampler.step(frame, position, noise)
-        monkeypatch.undo()
+        with no_host_reads(monkeypatch):
+            out = sampler.step(frame, position, noise)
     assert isinstance(out, torch.Tensor) and out.shape == (4, 8)
     assert torch.equal(out[:2], out[2:]), "a CFG pair shares its tokens"
 

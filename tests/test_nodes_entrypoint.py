@@ -15,7 +15,7 @@ from heartmula_node_env import comfy_home  # noqa: F401  (fixture)
 ROOT = Path(__file__).resolve().parents[1]
 NODE_IDS = {
     "HeartMuLaLMLoader", "HeartMuLaCodecLoader", "HeartMuLaLyricsTags", "HeartMuLaTags", "HeartMuLaSampler",
-    "HeartMuLaCodecDecode", "HeartMuLaSaveCodes", "HeartMuLaLoadCodes",
+    "HeartMuLaContinueSong", "HeartMuLaCodecDecode", "HeartMuLaSaveCodes", "HeartMuLaLoadCodes",
 }
 
 
@@ -69,6 +69,8 @@ def test_socket_types_connect_the_chain(pack, comfy_home):
     assert outputs("HeartMuLaLyricsTags") == ["HEARTMULA_PROMPT"]
     assert inputs("HeartMuLaSampler")["prompt"] == "HEARTMULA_PROMPT"
     assert outputs("HeartMuLaSampler") == ["HEARTMULA_CODES"]
+    assert inputs("HeartMuLaContinueSong")["continue_from"] == "HEARTMULA_CODES"
+    assert outputs("HeartMuLaContinueSong") == ["HEARTMULA_CODES"]
     assert inputs("HeartMuLaCodecDecode")["codes"] == "HEARTMULA_CODES"
     assert outputs("HeartMuLaCodecDecode") == ["AUDIO"]
     assert outputs("HeartMuLaLoadCodes") == ["HEARTMULA_CODES"]
@@ -77,7 +79,7 @@ def test_socket_types_connect_the_chain(pack, comfy_home):
 
 
 def test_seeds_have_control_after_generate(pack, comfy_home):
-    for node_id in ("HeartMuLaSampler", "HeartMuLaCodecDecode"):
+    for node_id in ("HeartMuLaSampler", "HeartMuLaContinueSong", "HeartMuLaCodecDecode"):
         node = next(n for n in node_list(pack) if n.GET_SCHEMA().node_id == node_id)
         _, options = node.INPUT_TYPES()["required"]["seed"]
         assert options["control_after_generate"] is True

@@ -73,11 +73,12 @@ def check_distinct(targets: list[OutputTarget | None], inputs: list[str | Path] 
             raise OutputError(f"{seen[key].what} {seen[key].given} is the input file {path}; write to another name.")
 
 
-def check_lm_memory(args, files, config, prompt, max_frames: int, device, dtype) -> int:
-    """Weights (as held: fp8 ones at a byte each) plus the generation's caches must fit; returns the
-    generation's own bytes."""
+def check_lm_memory(args, files, config, prompt, max_frames: int, device, dtype, kept: list[int] = ()) -> int:
+    """Weights (as held: fp8 ones at a byte each) plus the generation's caches must fit (``kept``:
+    frames kept per song when continuing saved songs); returns the generation's own bytes."""
     shapes, plan = lm_weight_plan(config, parse_weight_dtype(args.weight_dtype))
-    generation = estimate_generation_bytes(config, prompt.length, max_frames, args.batch, args.cfg, dtype)
+    generation = estimate_generation_bytes(config, prompt.length, max_frames, len(kept) or args.batch, args.cfg, dtype,
+                                           kept)
     weights = held_bytes(shapes, plan, lambda _name: dtype)
     check_memory(weights + generation, device, f"Sampling {args.batch} song(s) of up to {args.seconds:g} s "
                  f"with {files.folder.name}", "Lower --batch or --seconds, pick a smaller --dtype, or hold the "

@@ -24,7 +24,7 @@ from .checks import audio_targets, check_codec_memory, check_decode_args, check_
 from .first_run import add_download_option, fetch_missing
 from .progress import StepBar
 from .quantize import add_weight_dtype_option
-from .sample import add_sample_options, run_sampling
+from .sample import add_sample_options, read_prefix, run_sampling, songs_of
 
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:
@@ -88,12 +88,15 @@ def cmd_generate(args) -> int:
     is the one the LM samples for."""
     max_frames = check_sample_args(args)
     check_decode_args(args)  # every setting before a download of several GB
+    prefix = read_prefix(args)
+    songs = songs_of(args, prefix)
     fetch_missing(args)
     codec_dir = codec_folder_near(args.model_dir)
-    codes_out = codes_target(args.codes_out, "--codes-out", args.batch, max_frames) if args.codes_out else None
-    plan = prepare_decoding(args, codec_dir, [max_frames] * args.batch, other_outputs=[codes_out])
+    codes_out = codes_target(args.codes_out, "--codes-out", songs, max_frames) if args.codes_out else None
+    plan = prepare_decoding(args, codec_dir, [max_frames] * songs, inputs=[args.continue_from] if prefix else (),
+                            other_outputs=[codes_out])
     codebook_size = CodecConfig.from_folder(plan[2]).codebook_size
-    codes, lengths, summary = run_sampling(args, codebook_size)
+    codes, lengths, summary = run_sampling(args, codebook_size, prefix)
     print(summary)
     if codes_out is not None:
         save_codes(codes_out, codes, lengths)

@@ -1,5 +1,5 @@
 """One generation's state (KV caches, positions, the generator, the allowed ids) and its two
-steps: the prompt pass and the frame step.
+steps: the prompt pass (the prompt and any kept frames of songs being continued) and the frame step.
 
 The frame step takes and returns tensors only and never reads a value back to the host, so it can
 be captured (CUDA graphs / torch.compile, see capture.py).
@@ -11,6 +11,7 @@ import torch
 
 from .layers import TransformerState
 from .model import HeartMuLa
+from .prefix import prefill_order
 from .prompt import Prompt
 from .sampling import draw_race, guide, sample_top_k
 from .vocab import AudioVocab
@@ -20,7 +21,10 @@ class FrameSampler:
     """Per-generation state (KV caches, positions, generator) and the two steps that use it."""
 
     def __init__(self, model: HeartMuLa, *, songs: int, cfg_scale: float, top_k: int, temperature: float,
-                 max_len: int, generator: torch.Generator, device, dtype, vocab: AudioVocab | None = None):
+                 max_len: int, generator: torch.Generator, device, dtype, vocab: AudioVocab | None = None,
+                 pads: torch.Tensor | None = None):
+        """``pads`` [songs]: leading padding slots per song when continued songs keep different numbers
+        of frames (see prefix.py); None when every row starts at slot 0."""
         self.model, self.songs = model, songs
         # ids the codec accepts, plus EOS after the first frame (a song has at least one frame); None: all
         self.allowed_first = vocab.allowed(device, with_eos=False) if vocab else None
@@ -30,7 +34,8 @@ class FrameSampler:
         self.top_k, self.temperature, self.generator = top_k, temperature, generator
         self.device, self.dtype = device, dtype
         c = model.config
-        self.backbone_state = TransformerState.allocate(c.backbone, self.rows, max_len, device, dtype)
+        row_pads = pads.repeat(self.rows // songs) if pads is not None else None  # CFG twins share a song's
+        self.backbone_state = TransformerState.allocate(c.backbone, self.rows, max_len, device, dtype, row_pads)
         self.decoder_state = TransformerState.allocate(c.decoder, self.rows, c.audio_num_codebooks, device, dtype)
         self.decoder_pos = [torch.arange(0, 2, device=device)] + [
             torch.tensor([i], device=device) for i in range(2, c.audio_num_codebooks)
@@ -60,17 +65,28 @@ class FrameSampler:
                 x = m.projection(m.embed_audio(i, token).to(self.dtype)[:, None])
         return torch.stack(tokens, dim=1)
 
-    def prompt_pass(self, prompt: Prompt, race: torch.Tensor) -> torch.Tensor:
-        return self._frame_from_hidden(self.prompt_hidden(prompt), race, self.allowed_first)
+    def prompt_pass(self, prompt: Prompt, race: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor:
+        """The prefill: the first frame after the prompt (never EOS: a song has at least one frame), or
+        after the kept frames [songs, n, K] (aligned as prefix.Prefix.aligned lays them out)."""
+        allowed = self.allowed_first if kept is None else self.allowed
+        return self._frame_from_hidden(self.prompt_hidden(prompt, kept), race, allowed)
 
-    def prompt_hidden(self, prompt: Prompt) -> torch.Tensor:
-        """Run the backbone over the prompt, filling the cache; last hidden state [R, D]."""
+    def prompt_hidden(self, prompt: Prompt, kept: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the backbone over the prompt and the kept frames in one pass, filling the cache; last
+        hidden state [R, D]."""
         text = prompt.tokens[:, -1].to(self.device).expand(self.rows, -1)
         uncond = torch.arange(self.rows, device=self.device) >= self.songs if self.cfg is not None else \
             torch.zeros(self.rows, dtype=torch.bool, device=self.device)
         x = self.model.embed_prompt(text, prompt.muq_index, uncond, self.dtype)
-        pos = torch.arange(prompt.length, device=self.device)
-        return self.model.backbone(x, pos, self.backbone_state)[:, -1]
+        if kept is not None:
+            frames = kept.to(self.device).repeat(self.rows // self.songs, 1, 1).transpose(1, 2)  # [R, K, n]
+            x = torch.cat([x, self.model.embed_frames(frames).to(self.dtype)], dim=1)
+            pads = self.backbone_state.pads  # None when no row is padded
+            if pads is not None:
+                order = prefill_order(prompt.length, pads[:, 0].cpu(), kept.shape[-1]).to(self.device)
+                x = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))
+        pos = torch.arange(x.shape[1], device=self.device)
+        return self.model.backbone(x, pos, self.backbone_state, prefill=True)[:, -1]
 
     def step(self, previous: torch.Tensor, position: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
         """The frame step, tensors in and out, no host sync: previous frame [R, n] at backbone

@@ -1,6 +1,7 @@
-"""Token generation, in the manner of gpt-fast: ``prefill`` (the prompt pass, which also gives the
-first frame), ``decode_one_frame`` (one frame step through a runner: eager, compiled or a CUDA
-graph replay) and ``decode_n_frames`` (the loop until every song ended or the length limit).
+"""Token generation, in the manner of gpt-fast: ``prefill`` (the prompt pass, and any kept frames
+of songs being continued, in one backbone pass, which also gives the first new frame),
+``decode_one_frame`` (one frame step through a runner: eager, compiled or a CUDA graph replay) and
+``decode_n_frames`` (the loop until every song ended or the length limit).
 ``generate`` checks the settings, sets the policy (runner, EOS checks) and trims the result.
 
 The only synchronisation with the host is the EOS check, once every ``eos_check_every`` frames.
@@ -19,27 +20,30 @@ from .budget import cache_length, check_fits
 from .capture import RUNNERS, pick_runner
 from .frame_sampler import FrameSampler
 from .model import HeartMuLa
+from .prefix import Prefix, check_prefix
 from .prompt import Prompt
+from .song_codes import SongCodes
 from .vocab import audio_vocab
 
 
 @dataclass
 class Generated:
-    codes: torch.Tensor  # [B, 8, T] int64 on CPU (rows past a song's length are 0)
+    codes: torch.Tensor  # [B, 8, T] int64 on CPU (rows past a song's length are 0; kept frames included)
     lengths: torch.Tensor  # [B] int64
-    prompt_seconds: float
-    frame_seconds: float  # wall time of the frame steps after the prompt pass
-    frames_run: int  # frame steps run (including any past the last EOS)
+    prompt_seconds: float  # wall time of the prefill (prompt and kept frames) and the first new frame
+    frame_seconds: float  # wall time of the frame steps after the prefill
+    frames_run: int  # new frames sampled (including any past the last EOS)
 
     @property
     def ms_per_frame(self) -> float:
         return 1000.0 * self.frame_seconds / max(self.frames_run - 1, 1)
 
 
-def prefill(sampler: FrameSampler, prompt: Prompt) -> torch.Tensor:
-    """The prompt pass (filling the caches) and the first frame [R, 8], which is never EOS: every
-    song has at least one frame."""
-    return sampler.prompt_pass(prompt, sampler.draw_noise())
+def prefill(sampler: FrameSampler, prompt: Prompt, kept: torch.Tensor | None = None) -> torch.Tensor:
+    """The prompt and the kept frames [songs, n, K] (aligned, see prefix.py) in one backbone pass,
+    filling the caches, and the first new frame [R, 8]; without kept frames it is never EOS (every
+    song has at least one frame)."""
+    return sampler.prompt_pass(prompt, sampler.draw_noise(), kept)
 
 
 def decode_one_frame(runner, frame: torch.Tensor, position: int) -> torch.Tensor:
@@ -48,57 +52,46 @@ def decode_one_frame(runner, frame: torch.Tensor, position: int) -> torch.Tensor
     return runner(frame, position)
 
 
-def decode_n_frames(runner, frame: torch.Tensor, position: int, codes: torch.Tensor, lengths: torch.Tensor,
-                    first: int, eos_id: int, on_frame=None, check_cancel=None, eos_check_every: int = 1) -> int:
-    """Frames ``first`` .. T-1 of ``codes`` [B, 8, T] after ``frame`` (at backbone ``position``).
-    A song's length is set in ``lengths`` at its first frame holding EOS (it keeps running masked
-    until all have); the loop stops once every song ended, read every ``eos_check_every`` frames.
-    Returns the number of frames run, the ones before ``first`` included."""
-    songs, total = codes.shape[0], codes.shape[-1]
-    done = torch.zeros(songs, dtype=torch.bool, device=codes.device)
+def decode_n_frames(runner, frame: torch.Tensor, position: int, songs: SongCodes, first: int, on_frame=None,
+                    check_cancel=None, eos_check_every: int = 1) -> int:
+    """Slots ``first`` .. of ``songs`` after ``frame`` (at backbone ``position``). A song ends at
+    its first frame holding EOS or at its length limit (it keeps running masked until all have); the
+    loop stops once every song ended, read every ``eos_check_every`` frames. ``on_frame`` counts new
+    frames. Returns the number of new frames run, the ones before ``first`` included."""
+    total, kept = songs.slots, songs.first
     for t in range(first, total):
         if check_cancel:
             check_cancel()
         frame = decode_one_frame(runner, frame, position + t - first)
-        song_frame = frame[:songs]
-        codes[:, :, t] = song_frame
-        ended = (song_frame == eos_id).any(dim=-1) & ~done
-        lengths.masked_fill_(ended, t)
-        done |= ended
+        songs.record(frame, t)
         if on_frame:
-            on_frame(t + 1, total)
-        if t % eos_check_every == 0 and bool(done.all()):
-            return t + 1
-    return total
+            on_frame(t + 1 - kept, total - kept)
+        if t % eos_check_every == 0 and songs.all_done():
+            return t + 1 - kept
+    return total - kept
 
 
-def _trimmed(codes: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """On the CPU, cut to the longest song, each row zero past its own length."""
-    lengths = lengths.cpu()
-    out = codes[:, :, :int(lengths.max())].cpu()
-    for b, length in enumerate(lengths.tolist()):
-        out[b, :, length:] = 0
-    return out, lengths
-
-
-def _sample_songs(sampler: FrameSampler, runner, prompt: Prompt, max_frames: int, eos_id: int, on_frame,
-                  check_cancel, eos_check_every: int) -> Generated:
-    batch_size, device = sampler.songs, sampler.device
-    codes = torch.zeros(batch_size, sampler.model.config.audio_num_codebooks, max_frames, dtype=torch.long,
-                        device=device)
-    lengths = torch.full((batch_size,), max_frames, dtype=torch.long, device=device)
+def _sample_songs(sampler: FrameSampler, runner, prompt: Prompt, songs: SongCodes, on_frame, check_cancel,
+                  eos_check_every: int) -> Generated:
     if check_cancel:
         check_cancel()
     t0 = time.perf_counter()
-    frame = prefill(sampler, prompt)
-    codes[:, :, 0] = frame[:batch_size]
+    frame = prefill(sampler, prompt, songs.kept)
+    songs.record(frame, songs.first)
     if on_frame:
-        on_frame(1, max_frames)
+        on_frame(1, songs.slots - songs.first)
     t1 = time.perf_counter()
-    frames_run = decode_n_frames(runner, frame, prompt.length, codes, lengths, 1, eos_id, on_frame, check_cancel,
-                                 eos_check_every)
+    frames_run = decode_n_frames(runner, frame, prompt.length + songs.first, songs, songs.first + 1, on_frame,
+                                 check_cancel, eos_check_every)
     t2 = time.perf_counter()
-    return Generated(*_trimmed(codes, lengths), t1 - t0, t2 - t1, frames_run)
+    return Generated(*songs.trimmed(), t1 - t0, t2 - t1, frames_run)
+
+
+def _prefix_rows(model: HeartMuLa, prefix, prefix_lengths, batch_size: int, codebook_size: int) -> Prefix | None:
+    """The checked prefix, each song repeated ``batch_size`` times (one row per variation)."""
+    if prefix is None:
+        return None
+    return check_prefix(prefix, prefix_lengths, model.config.audio_num_codebooks, codebook_size).repeated(batch_size)
 
 
 @torch.inference_mode()
@@ -121,9 +114,16 @@ def generate(
     eos_check_every: int | None = None,
     capture: str = "auto",
     codebook_size: int | None = None,
+    prefix: torch.Tensor | None = None,
+    prefix_lengths=None,
 ) -> Generated:
     """Sample ``batch_size`` independent songs for one prompt. Same seed, same codes.
 
+    ``prefix`` [P, 8, K] (``prefix_lengths`` [P] frames of each row, default all K) continues saved
+    songs: each is repeated ``batch_size`` times (P x batch_size songs), its kept frames pass through
+    the backbone with the prompt in one prefill, and the result holds them followed by the new frames.
+    ``max_frames`` counts whole songs, kept frames included. The prompt may differ from the one the
+    prefix was written with.
     ``generator`` (or a fresh one seeded with ``seed`` on the run device) is the only randomness.
     ``check_cancel`` is called before every frame and cancels by raising; caches are freed either way.
     ``capture``: auto (CUDA graph on CUDA, eager elsewhere), eager, compile or cuda_graph.
@@ -134,20 +134,22 @@ def generate(
     """
     check_sampling(temperature, top_k, cfg_scale, batch_size)
     whole(max_frames, "max_frames", 1, hint=" Ask for more seconds.")
-    check_fits(model.config, prompt, max_frames)
     vocab = audio_vocab(model.config.audio_vocab_size, eos_id, codebook_size)
+    kept = _prefix_rows(model, prefix, prefix_lengths, batch_size, vocab.codebook_size)
+    check_fits(model.config, prompt, max_frames, kept.lengths if kept else ())
     weight = model.unconditional_text_embedding.weight  # always in the compute dtype (other weights may be fp8)
     device, dtype = torch.device(device or weight.device), dtype or weight.dtype
-    if generator is None:
-        generator = seeded_generator(seed, device)
-    sampler = FrameSampler(model, songs=batch_size, cfg_scale=cfg_scale, top_k=top_k, temperature=temperature,
-                           max_len=cache_length(model.config, prompt.length, max_frames), generator=generator,
-                           device=device, dtype=dtype, vocab=vocab)
+    songs = SongCodes(len(kept.lengths) if kept else batch_size, model.config.audio_num_codebooks, max_frames, eos_id,
+                      device, kept)
+    sampler = FrameSampler(model, songs=songs.codes.shape[0], cfg_scale=cfg_scale, top_k=top_k,
+                           temperature=temperature, generator=generator or seeded_generator(seed, device),
+                           max_len=cache_length(model.config, prompt.length, max_frames, kept.spread if kept else 0),
+                           device=device, dtype=dtype, vocab=vocab, pads=songs.pads if kept else None)
     runner_name = pick_runner(capture, device, model)
     if eos_check_every is None:
         eos_check_every = 8 if runner_name == "cuda_graph" else 1
     runner = RUNNERS[runner_name](sampler)
     try:
-        return _sample_songs(sampler, runner, prompt, max_frames, eos_id, on_frame, check_cancel, eos_check_every)
+        return _sample_songs(sampler, runner, prompt, songs, on_frame, check_cancel, eos_check_every)
     finally:
         del runner, sampler

@@ -61,10 +61,11 @@ def rope_table(cfg: LlamaConfig, length: int, device) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent channel pairs (re, im) of x [B, S, H, D] by table [S, D/2] (indexed by position).
-    Computed in float32 as one complex multiply."""
+    """Rotate adjacent channel pairs (re, im) of x [B, S, H, D] by table [S, D/2] (one position per
+    slot) or [B, S, D/2] (each row its own positions). Computed in float32 as one complex multiply."""
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-    return torch.view_as_real(pairs * table[None, :, None]).flatten(-2).type_as(x)
+    rows = table[:, :, None] if table.dim() == 3 else table[None, :, None]
+    return torch.view_as_real(pairs * rows).flatten(-2).type_as(x)
 
 
 class KVCache:
@@ -83,27 +84,65 @@ class KVCache:
 
 @dataclass
 class TransformerState:
-    """Everything one generation needs besides weights: caches, RoPE table, causal mask."""
+    """Everything one generation needs besides weights: caches, RoPE table, causal mask.
+
+    Rows of a batch share cache slots. When rows hold inputs of different lengths (songs continued
+    from prefixes of different lengths), the shorter ones are left-padded so that every row's next
+    input lands in the same slot: ``pads`` [R, 1] says how many leading slots of a row are padding.
+    A row's RoPE position is then its slot minus its padding (exactly the positions it would have
+    had alone), and no real query of a row ever attends to its padding. Both are static tensors, so
+    the frame step stays one shape with no host reads."""
 
     caches: list[KVCache]
     rope: torch.Tensor  # [max_len, head_dim/2] complex64
     causal: torch.Tensor  # [max_len, max_len] bool
+    pads: torch.Tensor | None = None  # [R, 1] int64 padding slots per row; None: no row is padded
+    real: torch.Tensor | None = None  # [R, max_len] bool, True where a row's slot holds a real input
 
     @classmethod
-    def allocate(cls, cfg: LlamaConfig, batch: int, max_len: int, device, dtype) -> "TransformerState":
+    def allocate(cls, cfg: LlamaConfig, batch: int, max_len: int, device, dtype,
+                 pads: torch.Tensor | None = None) -> "TransformerState":
         caches = [KVCache(batch, cfg.num_kv_heads, max_len, cfg.head_dim, device, dtype) for _ in range(cfg.num_layers)]
         causal = torch.ones(max_len, max_len, dtype=torch.bool, device=device).tril()
-        return cls(caches, rope_table(cfg, max_len, device), causal)
+        state = cls(caches, rope_table(cfg, max_len, device), causal)
+        if pads is not None and bool((pads > 0).any()):
+            state.pads = pads.to(device=device, dtype=torch.long).reshape(batch, 1)
+            state.real = torch.arange(max_len, device=device)[None] >= state.pads
+        return state
+
+    def rope_at(self, input_pos: torch.Tensor) -> torch.Tensor:
+        """RoPE rotations for slots input_pos [S]: [S, D/2], or [R, S, D/2] when rows are padded."""
+        if self.pads is None:
+            return self.rope[input_pos]
+        return self.rope[(input_pos[None] - self.pads).clamp(min=0)]
+
+    def mask_at(self, input_pos: torch.Tensor, groups: int) -> torch.Tensor:
+        """The attention mask of queries at slots input_pos [S], repeated ``groups`` times along the
+        query axis (see ``grouped_attention``): [1, 1, g*S, max_len], or [R, 1, g*S, max_len] when rows
+        are padded (a padding query sees the padding before it, so no row of SDPA is empty)."""
+        causal = self.causal[input_pos]
+        if self.real is None:
+            return causal.repeat(groups, 1)[None, None]
+        seen = causal[None] & (self.real[:, None, :] | ~self.real[:, input_pos, None])
+        return seen.repeat(1, groups, 1)[:, None]
 
 
 def grouped_attention(q, k, v, mask, groups: int) -> torch.Tensor:
     """GQA without copying keys/values: the query heads that share a KV head are folded into the
     query-length axis (q [B, H, S, D] -> [B, H/g, g*S, D]), which is exact and lets every SDPA
     backend run with the cache as it is. Query head h uses KV head h // g. ``mask`` is already
-    repeated g times along its rows (see ``Transformer.forward``)."""
+    repeated g times along its query rows (see ``TransformerState.mask_at``). Without a mask,
+    plain causal attention of queries and keys that both start at slot 0 (a prefill): SDPA then skips
+    the masked half instead of computing it. Keys and values are repeated per query head there
+    (transient, one layer's worth), which every backend runs causally, while ``enable_gqa`` sends some
+    CUDA backends to the math kernel, which holds all the scores."""
+    if mask is None:
+        if groups > 1:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     b, h, s, d = q.shape
     folded = q.reshape(b, h // groups, groups * s, d)
-    out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask[None, None])
+    out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask)
     return out.view(b, h, s, d)
 
 
@@ -117,13 +156,17 @@ class Attention(nn.Module):
         self.v_proj = ops.Linear(cfg.embed_dim, cfg.num_kv_heads * hd, bias=False)
         self.output_proj = ops.Linear(cfg.num_heads * hd, cfg.embed_dim, bias=False)
 
-    def forward(self, x, input_pos, cache: KVCache, rope, mask):
+    def forward(self, x, input_pos, cache: KVCache, rope, mask, prefill: bool = False):
+        """``prefill``: x fills slots 0..S-1 of an empty cache, so its own keys are all there is to read."""
         b, s, _ = x.shape
         cfg, hd = self.cfg, self.cfg.head_dim
         q = apply_rope(self.q_proj(x).view(b, s, cfg.num_heads, hd), rope).transpose(1, 2)
         k = apply_rope(self.k_proj(x).view(b, s, cfg.num_kv_heads, hd), rope).transpose(1, 2)
         v = self.v_proj(x).view(b, s, cfg.num_kv_heads, hd).transpose(1, 2)
-        k, v = cache.update(input_pos, k, v)
+        if prefill:
+            cache.update(input_pos, k, v)
+        else:
+            k, v = cache.update(input_pos, k, v)
         out = grouped_attention(q, k, v, mask, cfg.num_heads // cfg.num_kv_heads)
         return self.output_proj(out.transpose(1, 2).reshape(b, s, cfg.num_heads * hd))
 
@@ -147,8 +190,8 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
         self.mlp = FeedForward(cfg, ops)
 
-    def forward(self, x, input_pos, cache, rope, mask):
-        h = x + self.attn(self.sa_norm(x), input_pos, cache, rope, mask)
+    def forward(self, x, input_pos, cache, rope, mask, prefill: bool = False):
+        h = x + self.attn(self.sa_norm(x), input_pos, cache, rope, mask, prefill)
         return h + self.mlp(self.mlp_norm(h))
 
 
@@ -162,13 +205,21 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Block(cfg, ops) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.embed_dim, cfg.norm_eps)
 
-    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, state: TransformerState) -> torch.Tensor:
-        """x [B, S, D] at positions input_pos [S] -> normalised hidden states [B, S, D]."""
-        rope = state.rope[input_pos]
+    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, state: TransformerState,
+                prefill: bool = False) -> torch.Tensor:
+        """x [B, S, D] in slots input_pos [S] -> normalised hidden states [B, S, D]. ``prefill``: the
+        slots are 0..S-1 of empty caches (the prompt pass): attention reads only those S keys, causal
+        without a mask unless rows are padded."""
+        rope = state.rope_at(input_pos)
         groups = self.cfg.num_heads // self.cfg.num_kv_heads
-        mask = state.causal[input_pos].repeat(groups, 1)  # once for all layers (grouped_attention)
+        if not prefill:
+            mask = state.mask_at(input_pos, groups)  # once for all layers
+        elif state.real is not None:
+            mask = state.mask_at(input_pos, groups)[..., :x.shape[1]]
+        else:
+            mask = None
         for layer, cache in zip(self.layers, state.caches):
-            x = layer(x, input_pos, cache, rope, mask)
+            x = layer(x, input_pos, cache, rope, mask, prefill)
         return self.norm(x)
 
 

@@ -57,9 +57,14 @@ class HeartMuLa(nn.Module):
 
     def embed_frame(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes [R, 8] of the previous frame -> the next backbone input [R, 1, D]."""
+        return self.embed_frames(codes[:, None])
+
+    def embed_frames(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [R, K, 8] of K frames -> the backbone inputs that follow them, [R, K, D]: the input
+        after a frame is the sum of its 8 tokens' embeddings (no depth-decoder pass is involved)."""
         n = self.config.audio_num_codebooks
         offsets = torch.arange(n, device=codes.device) * self.config.audio_vocab_size
-        return self.audio_embeddings(codes + offsets).sum(dim=1, keepdim=True)
+        return self.audio_embeddings(codes + offsets).sum(dim=-2)
 
     def codebook_logits(self, codebook: int, decoder_last: torch.Tensor) -> torch.Tensor:
         """Logits of codebook >= 1 from the last decoder hidden state [R, D_dec]."""

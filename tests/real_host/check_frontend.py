@@ -5,7 +5,9 @@ know; both show up as toasts / dialogs, never as errors the server sees. This dr
 (Debian's ``chromium``, through the ``playwright`` package; no browser download) against a running
 server and, for each workflow, opens it twice: as the Templates browser does (``loadGraphData`` on the
 JSON served at /api/workflow_templates/...) and as a drag-and-drop does (``handleFile``). It then asks
-the front end for the API prompt (``graphToPrompt``), which tests can compare with their own conversion.
+the front end for the API prompt (``graphToPrompt``), which tests can compare with their own conversion,
+and checks that the workflow opens framed: at 1600x1000 every node is in view without panning (not
+under the tab bar, the side bar or the minimap, not outside the window).
 
 Command line (starts its own server from COMFYUI_DIR, or uses --url):
     python tests/real_host/check_frontend.py [--url http://127.0.0.1:8188] [--screenshots DIR]
@@ -26,6 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from comfy_server import PACK_DIR_NAME, REPO_ROOT, ComfyServer, comfyui_dir_from_env  # noqa: E402
 
+VIEWPORT = (1600, 1000)  # every example workflow must open with all its nodes in view at this size
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -82,6 +85,45 @@ VISIBLE_MESSAGES = """
 }
 """
 
+# Runs in the page: which nodes a user cannot see whole without panning. Points on a grid over each
+# node (title bar included) are hit-tested: a point is in view when the topmost element there is the
+# graph canvas or a widget drawn in a node (a text box); anything else (the toolbar, the side bar, the
+# minimap) or the point being outside the window hides it.
+NODES_OUT_OF_VIEW = """
+() => {
+  const app = window.comfyAPI.app.app;
+  const canvas = app.canvas, element = canvas.canvas;
+  const box = element.getBoundingClientRect();
+  const scale = canvas.ds.scale, [ox, oy] = canvas.ds.offset, title = window.LiteGraph.NODE_TITLE_HEIGHT;
+  const describe = (hit) => !hit ? 'outside the window' : hit.tagName.toLowerCase() + (hit.id ? '#' + hit.id : '')
+    + (typeof hit.className === 'string' && hit.className.trim()
+       ? '.' + hit.className.trim().split(/\\s+/).slice(0, 2).join('.') : '');
+  const out = [];
+  for (const node of app.graph.nodes) {
+    const [x, y, w, h] = node.boundingRect ? Array.from(node.boundingRect)
+      : [node.pos[0], node.pos[1] - title, node.size[0], node.size[1] + title];
+    const left = box.left + (x + ox) * scale, top = box.top + (y + oy) * scale;
+    const right = left + w * scale, bottom = top + h * scale;
+    const cols = Math.ceil((right - left) / 20) + 1, rows = Math.ceil((bottom - top) / 20) + 1;
+    const under = {};
+    let hidden = 0;
+    for (let i = 0; i < cols; i++) {
+      for (let j = 0; j < rows; j++) {
+        const px = left + 2 + (right - left - 4) * i / (cols - 1), py = top + 2 + (bottom - top - 4) * j / (rows - 1);
+        const inside = px >= 0 && py >= 0 && px < window.innerWidth && py < window.innerHeight;
+        const hit = inside ? document.elementFromPoint(px, py) : null;
+        if (hit === element || (hit && hit.closest('.dom-widget'))) continue;
+        hidden += 1;
+        under[describe(hit)] = (under[describe(hit)] || 0) + 1;
+      }
+    }
+    if (hidden) out.push({id: node.id, type: node.type, rect: [left, top, right, bottom].map(Math.round),
+                          hidden, points: cols * rows, under});
+  }
+  return out;
+}
+"""
+
 CLOSE_MESSAGES = """
 () => {
   for (const b of document.querySelectorAll('.p-toast-close-button, .p-dialog-close-button, .p-dialog-header-close')) b.click();
@@ -104,7 +146,7 @@ class FrontendSession:
         _post_json(self.base_url + "/api/settings", {"Comfy.TutorialCompleted": True})
         self._pw = sync_playwright().start()
         self.browser = self._pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
-        self.page = self.browser.new_page(viewport={"width": 1600, "height": 1000})
+        self.page = self.browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]})
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}")
                      if m.type in ("error", "warning") else None)
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
@@ -128,6 +170,7 @@ class FrontendSession:
         console_before = len(self.console)
         result = self.page.evaluate(LOAD_SCRIPT, [how, name, text])
         result["messages"] = self.page.evaluate(VISIBLE_MESSAGES)
+        result["out_of_view"] = self.page.evaluate(NODES_OUT_OF_VIEW)
         result["console"] = self.console[console_before:]
         if self.screenshots is not None:
             self.screenshots.mkdir(parents=True, exist_ok=True)
@@ -149,6 +192,12 @@ def problems_in(result: dict, workflow: dict) -> list[str]:
         problems.append(f"the front end could not turn the graph into a prompt: {result['error']}")
     problems += [f"console {c}" for c in result["console"]
                  if "zod" in c.lower() or "invalid" in c.lower() or "missing" in c.lower() or "pageerror" in c]
+    for node in result.get("out_of_view", []):
+        covers = sorted(node["under"].items(), key=lambda item: -item[1])[:3]
+        problems.append(f"node {node['id']} ({node['type']}) is not in view at {VIEWPORT[0]}x{VIEWPORT[1]} without "
+                        f"panning: {node['hidden']} of {node['points']} points of its box {node['rect']} are hidden "
+                        f"(mostly {', '.join(f'{n} under {what}' for what, n in covers)}); move the nodes or change "
+                        "the workflow's extra.ds")
     unknown = sorted({n["type"] for n in result["nodes"] if n["known"] is False})
     if unknown:
         problems.append(f"node types unknown to the front end: {unknown}")

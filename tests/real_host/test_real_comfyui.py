@@ -160,12 +160,18 @@ def is_file_choice(options) -> bool:
     return any(str(o).endswith(".safetensors") for o in options) or not options
 
 
-def shorten_songs(prompt: dict, object_info: dict, seconds: float) -> None:
-    """Cap every 'seconds' input of the pack's nodes, so the tiny models write short songs."""
+def shorten_songs(prompt: dict, object_info: dict, seconds: float) -> float:
+    """Cap every 'seconds' input of the pack's nodes, so the tiny models write short songs; a node that
+    continues saved songs (every one written here is at most ``seconds`` long) gets twice as much, so
+    there is room to write on. Returns the longest limit left."""
+    longest = 0.0
     for node in prompt.values():
         definition = object_info[node["class_type"]]
         if definition["category"].startswith(PACK_CATEGORY) and isinstance(node["inputs"].get("seconds"), (int, float)):
-            node["inputs"]["seconds"] = min(float(node["inputs"]["seconds"]), seconds)
+            cap = 2 * seconds if "keep_seconds" in node["inputs"] else seconds
+            node["inputs"]["seconds"] = min(float(node["inputs"]["seconds"]), cap)
+            longest = max(longest, node["inputs"]["seconds"])
+    return longest or seconds
 
 
 def provide_codes_files(prompt: dict, server, object_info) -> list[Path]:
@@ -186,8 +192,7 @@ def provide_codes_files(prompt: dict, server, object_info) -> list[Path]:
             if not name.endswith(".safetensors"):
                 continue
             target = server.base / folder / name
-            savers = sorted((p for p in example_files()
-                             if any(is_codes_saver(n.get("type", "")) for n in json.loads(p.read_text())["nodes"])),
+            savers = sorted((p for p in example_files() if saves_without_loading(p)),
                             key=lambda p: len(json.loads(p.read_text())["nodes"]))  # smallest first
             while not target.exists() and not saved_codes_files(server) and savers:
                 run_and_check(server, object_info, savers.pop(0))
@@ -199,6 +204,12 @@ def provide_codes_files(prompt: dict, server, object_info) -> list[Path]:
                 shutil.copy(saved[-1], target)
             used.append(target)
     return used
+
+
+def saves_without_loading(path: Path) -> bool:
+    """An example that writes codes files and needs none (one that continues saved codes does)."""
+    types = [n.get("type", "") for n in json.loads(path.read_text())["nodes"]]
+    return any(map(is_codes_saver, types)) and not any(map(is_codes_loader, types))
 
 
 def saved_codes_files(server) -> list[Path]:
@@ -256,7 +267,7 @@ def run_and_check(server, object_info, workflow_path: Path, edit=None) -> None:
     every file it writes."""
     workflow = json.loads(workflow_path.read_text())
     prompt = convert(workflow, object_info)
-    shorten_songs(prompt, object_info, SONG_SECONDS)
+    limit_seconds = shorten_songs(prompt, object_info, SONG_SECONDS)
     if edit is not None:
         edit(prompt)
     loaded_codes = provide_codes_files(prompt, server, object_info)
@@ -280,21 +291,36 @@ def run_and_check(server, object_info, workflow_path: Path, edit=None) -> None:
         assert audio, f"{workflow_path.name} has an audio output node but the history lists no audio file"
 
     lengths = None
-    for codes_file in saved_codes + loaded_codes:
+    for codes_file in loaded_codes + saved_codes:  # the codes the audio was decoded from: saved ones, if any
         lengths = codes_lengths(codes_file)
+    check_continued_songs(prompt, loaded_codes, saved_codes)
     for path in audio:
         assert path.is_file(), f"{path} is listed in the history but does not exist"
         info = read_audio_info(path)
         assert info.sample_rate == SAMPLE_RATE, (path.name, info)
         assert info.channels == 2, (path.name, info)
         assert info.samples > 0, (path.name, info)
-        max_frames = round(SONG_SECONDS * 12.5) + 1
+        max_frames = round(limit_seconds * 12.5) + 1
         assert info.seconds <= max_frames * SAMPLES_PER_FRAME / SAMPLE_RATE + 0.1, (path.name, info)
         if path.suffix == ".flac":
             assert info.samples % SAMPLES_PER_FRAME == 0, f"{path.name}: {info.samples} samples is not whole code frames"
         if lengths is not None and path.suffix == ".flac":
             assert info.samples == max(lengths) * SAMPLES_PER_FRAME, (path.name, info, lengths)
         print(f"  {path.name}: {info.sample_rate} Hz, {info.channels} ch, {info.seconds:.2f} s")
+
+
+def check_continued_songs(prompt: dict, loaded: list[Path], saved: list[Path]) -> None:
+    """A workflow that extends loaded songs (keep all) saves songs that begin with every frame of them."""
+    from safetensors.numpy import load_file
+
+    extends = any(isinstance(n["inputs"].get("keep_seconds"), (int, float)) and n["inputs"]["keep_seconds"] < 0
+                  for n in prompt.values())
+    if not (extends and loaded and saved):
+        return
+    before, after = load_file(str(loaded[0])), load_file(str(saved[0]))
+    for b, n in enumerate(before["lengths"]):
+        assert after["lengths"][b] >= n, f"song {b} got shorter: {after['lengths']} vs {before['lengths']}"
+        assert (after["codes"][b, :, :n] == before["codes"][b, :, :n]).all(), f"song {b} lost its kept frames"
 
 
 def test_standin_schemas_match_object_info(object_info):
