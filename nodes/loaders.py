@@ -89,9 +89,10 @@ def _codec(weight_dtype: str) -> Callable:
 
 
 def weight_dtype_input(what: str) -> io.Combo.Input:
-    """The LM's and the codec's last input (after download_if_missing, so saved workflows keep their order)."""
+    """The LM's and the codec's last input (after download_if_missing, so saved workflows keep their
+    order); optional, so API prompts written before it existed still run (as "default")."""
     return io.Combo.Input(
-        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default",
+        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default", optional=True,
         tooltip=f"How {what} held in memory. default: in the dtype above. fp8_e4m3fn / fp8_e5m2: stored "
                 "in fp8 (one byte per weight, about half of bf16) and cast to the dtype above layer by layer, "
                 "so smaller GPUs fit; a little less accurate (e4m3fn more precise, e5m2 more range).")

@@ -45,9 +45,11 @@ def fp8_keys(model) -> set[str]:
 def test_weight_dtype_is_the_last_input_of_both_loaders(nodes):
     loaders = nodes[0]
     for node in (loaders.LoadHeartMuLaLM, loaders.LoadHeartCodec):
-        required = node.INPUT_TYPES()["required"]
-        assert list(required)[-2:] == ["download_if_missing", "weight_dtype"]  # saved workflows keep their order
-        spec = required["weight_dtype"][1]
+        types = node.INPUT_TYPES()
+        # saved workflows keep their order (widgets: required, then optional); API prompts written
+        # before weight_dtype existed still run
+        assert list(types["required"])[-1] == "download_if_missing" and list(types["optional"]) == ["weight_dtype"]
+        spec = types["optional"]["weight_dtype"][1]
         assert spec["options"] == ["default", "fp8_e4m3fn", "fp8_e5m2"] and spec["default"] == "default"
         assert "fp8" in spec["tooltip"] and "byte" in spec["tooltip"]
 
