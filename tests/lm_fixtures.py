@@ -1,11 +1,13 @@
 """Helpers shared by the LM tests: paths to the tiny reference checkpoint and its expected outputs,
-and a guard against host reads inside the frame step."""
+module fixtures of the tiny LM and a prompt for it, and a guard against host reads inside the
+frame step."""
 
 import json
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
 import torch
 
 DATA = Path(__file__).parent / "data"
@@ -47,3 +49,20 @@ def no_host_reads(monkeypatch):
         yield
     finally:
         monkeypatch.undo()
+
+
+def tiny_lm_fixtures(tags: str, lyrics: str):
+    """Module-scoped fixtures ``lm`` (the tiny LM, loaded once per test module) and ``prompt`` (tags
+    and lyrics built for it); a test module binds them by name: ``lm, prompt = tiny_lm_fixtures(...)``."""
+    from heartmula_core.lm.load import load_lm
+    from heartmula_core.lm.prompt import build_prompt
+
+    @pytest.fixture(scope="module")
+    def lm():
+        return load_lm(TINY_LM)
+
+    @pytest.fixture(scope="module")
+    def prompt(lm):
+        return build_prompt(lm.tokenizer, lm.gen_config, tags, lyrics)
+
+    return lm, prompt

@@ -8,21 +8,12 @@ import logging
 import pytest
 import torch
 
-from heartmula_core.lm.load import load_lm
 from heartmula_core.lm import capture
 from heartmula_core.lm.generate import generate
-from heartmula_core.lm.prompt import build_prompt
-from lm_fixtures import TINY_LM
+from lm_fixtures import tiny_lm_fixtures
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_lm(TINY_LM)
-
-
-@pytest.fixture(scope="module")
-def prompt(lm):
-    return build_prompt(lm.tokenizer, lm.gen_config, "rock,guitar", "[chorus]\nhey hey\n")
+lm, prompt = tiny_lm_fixtures("rock,guitar", "[chorus]\nhey hey\n")
 
 
 class RefusedCapture(capture.StaticStep):

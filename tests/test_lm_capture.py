@@ -6,18 +6,10 @@ import torch
 from heartmula_core.lm.load import load_lm
 from heartmula_core.lm.frame_sampler import FrameSampler
 from heartmula_core.lm.generate import generate
-from heartmula_core.lm.prompt import build_prompt
-from lm_fixtures import TINY_LM, no_host_reads
+from lm_fixtures import TINY_LM, no_host_reads, tiny_lm_fixtures
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_lm(TINY_LM)
-
-
-@pytest.fixture(scope="module")
-def prompt(lm):
-    return build_prompt(lm.tokenizer, lm.gen_config, "rock,guitar", "[chorus]\nhey hey\n")
+lm, prompt = tiny_lm_fixtures("rock,guitar", "[chorus]\nhey hey\n")
 
 
 def test_frame_step_takes_and_returns_tensors_without_host_reads(lm, prompt, monkeypatch):

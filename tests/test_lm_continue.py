@@ -10,20 +10,12 @@ from heartmula_core.lm.budget import estimate_generation_bytes
 from heartmula_core.lm.generate import generate
 from heartmula_core.lm.load import load_lm
 from heartmula_core.lm.prefix import kept_lengths
-from heartmula_core.lm.prompt import build_prompt
-from lm_fixtures import TINY_LM, no_host_reads
+from lm_fixtures import TINY_LM, no_host_reads, tiny_lm_fixtures
 
 CFG = [pytest.param(1.0, id="cfg-off"), pytest.param(1.5, id="cfg-on")]
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_lm(TINY_LM)
-
-
-@pytest.fixture(scope="module")
-def prompt(lm):
-    return build_prompt(lm.tokenizer, lm.gen_config, "piano,happy", "[verse]\nla la la\n")
+lm, prompt = tiny_lm_fixtures("piano,happy", "[verse]\nla la la\n")
 
 
 def run(lm, prompt, **kw):

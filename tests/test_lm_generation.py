@@ -3,22 +3,13 @@
 import pytest
 import torch
 
-from heartmula_core.lm.load import load_lm
 from heartmula_core.errors import PromptError
 from heartmula_core.lm.budget import frames_for_seconds
 from heartmula_core.lm.generate import generate
-from heartmula_core.lm.prompt import build_prompt
-from lm_fixtures import TINY_LM
+from lm_fixtures import tiny_lm_fixtures
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_lm(TINY_LM)
-
-
-@pytest.fixture(scope="module")
-def prompt(lm):
-    return build_prompt(lm.tokenizer, lm.gen_config, "piano,happy", "[verse]\nla la la\n")
+lm, prompt = tiny_lm_fixtures("piano,happy", "[verse]\nla la la\n")
 
 
 def run(lm, prompt, **kw):
