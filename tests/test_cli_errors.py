@@ -38,11 +38,12 @@ def one_error_line(capsys) -> str:
 
 @pytest.fixture
 def no_model_loads(monkeypatch):
+    """Fail the test if any weights are loaded: settings and output paths are checked first."""
     import heartmula_core.lm.load as lm_load
     import heartmula_core.codec as codec
 
     def forbidden(*_a, **_k):
-        raise AssertionError("a model was loaded before the settings were checked")
+        raise AssertionError("a model was loaded before the settings and output paths were checked")
 
     monkeypatch.setattr(lm_load, "load_lm", forbidden)
     monkeypatch.setattr(codec, "load_codec", forbidden)

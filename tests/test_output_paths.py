@@ -19,6 +19,7 @@ from heartmula_core.__main__ import main
 from heartmula_core.atomic import atomic_write, atomic_write_all, output_target
 from heartmula_core.codes import load_codes, save_codes
 from heartmula_core.errors import OutputError
+from test_cli_errors import no_model_loads  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 CKPT = ROOT / "tests" / "data" / "tiny" / "ckpt"
@@ -40,19 +41,6 @@ def write_text(text: str):
 def sample_args(out: Path, *extra: str) -> list[str]:
     return ["sample", "--model-dir", str(CKPT), "--tags", "piano", "--lyrics", "la la", "--seconds", "0.4",
             "--device", "cpu", "--codes-out", str(out), *extra]
-
-
-@pytest.fixture
-def no_model_loads(monkeypatch):
-    """Fail the test if any weights are loaded: these checks must come first."""
-    import heartmula_core.lm.load as lm_load
-    import heartmula_core.codec as codec
-
-    def forbidden(*_a, **_k):
-        raise AssertionError("a model was loaded before the output path was checked")
-
-    monkeypatch.setattr(lm_load, "load_lm", forbidden)
-    monkeypatch.setattr(codec, "load_codec", forbidden)
 
 
 def test_fifo_folder_and_device_are_refused_and_left_alone(tmp_path):
