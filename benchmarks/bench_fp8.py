@@ -30,9 +30,10 @@ from heartmula_core.codec import decode, load_codec
 from heartmula_core.lm.budget import cache_length
 from heartmula_core.lm.capture import EagerStep
 from heartmula_core.lm.frame_sampler import FrameSampler
-from heartmula_core.lm.generate import decode_n_frames, prefill
+from heartmula_core.lm.generation import decode_n_frames, prefill
 from heartmula_core.lm.load import load_lm
 from heartmula_core.quant import formats
+from heartmula_core.quant.plan import WeightStorage
 
 from .bench_codec import MEDIUM as MEDIUM_CODEC
 from .bench_codec import TINY as TINY_CODEC
@@ -81,7 +82,7 @@ def write_medium_lm(folder: Path) -> Path:
 
 def load_variant(folder, compute, weight_dtype, scaled):
     with (nullcontext() if scaled else unscaled()):
-        return load_lm(folder, dtype=compute, weight_dtype=weight_dtype)
+        return load_lm(folder, dtype=compute, storage=WeightStorage(weight_dtype))
 
 
 def sampler_for(lm, prompt, compute, frames: int, top_k: int) -> FrameSampler:
@@ -143,7 +144,7 @@ def codec_accuracy(name: str, folder: Path) -> list[dict]:
     codes = None
     for label, compute, weight_dtype, scaled in VARIANTS:
         with (nullcontext() if scaled else unscaled()):
-            codec = load_codec(folder, dtype=compute, weight_dtype=weight_dtype)
+            codec = load_codec(folder, dtype=compute, storage=WeightStorage(weight_dtype))
         if codes is None:
             codes = torch.randint(0, codec.config.codebook_size, (1, 8, 125), generator=torch.Generator().manual_seed(1))
         wave = decode(codec, codes, steps=10, generator=torch.Generator().manual_seed(0))
@@ -162,7 +163,7 @@ def lm_speed(folder: Path, frames: int) -> list[dict]:
         ("fp8 e5m2, fp32 compute", F32, formats.E5M2, None),
         ("fp8 e4m3fn, fp32 compute, torch's cast", F32, formats.E4M3, plain),
     ]:
-        lm = load_lm(folder, dtype=compute, weight_dtype=weight_dtype)
+        lm = load_lm(folder, dtype=compute, storage=WeightStorage(weight_dtype))
         prompt = random_prompt(lm.config)
         original = formats.fp8_to
         formats.fp8_to = cast or original

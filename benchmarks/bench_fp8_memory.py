@@ -8,7 +8,7 @@
                                                                 # fp8_e4m3fn, quantize it, sample the result
 
 Weights: exact, from tests/data/manifests (the released checkpoints' key lists) and the plan in
-heartmula_core/quant/store.py. Peak: weights + ``estimate_generation_bytes`` (LM: 3000 frames =
+heartmula_core/quant/plan.py. Peak: weights + ``estimate_generation_bytes`` (LM: 3000 frames =
 240 s, a 400-token prompt, batch 1, CFG on) or ``estimate_decode_bytes`` (codec: batch 1, 240 s).
 A card "fits" when the peak is below its size less 1 GiB (CUDA context, ComfyUI, fragmentation).
 """
@@ -28,7 +28,8 @@ import torch
 from heartmula_core.codec import CodecConfig, build_codec, estimate_decode_bytes
 from heartmula_core.lm.budget import estimate_generation_bytes
 from heartmula_core.lm.load import build_lm
-from heartmula_core.quant import formats, store
+from heartmula_core.quant import formats
+from heartmula_core.quant import plan as store
 
 from .lm_sizes import REAL_3B
 from .table import print_table
@@ -39,6 +40,13 @@ CARDS_GIB = (4, 6, 8, 10, 12, 16, 24, 32, 48, 80)
 RESERVE_GIB = 1.0
 GIB = 2 ** 30
 F32, BF16 = torch.float32, torch.bfloat16
+
+
+# How ComfyUI's fp8 layers take weights, as nodes/fp8_ops.py describes them to the core (0.28+:
+# mixed_precision_ops, Linear and Embedding; 0.3.64: scaled_fp8_ops, every Linear scaled, no fp8 embedding).
+COMFY_MIXED = store.HostLayout("ComfyUI mixed_precision_ops", "weight_scale", True,
+                               frozenset({store.LINEAR, store.EMBEDDING}))
+COMFY_SCALED_FP8 = store.HostLayout("ComfyUI scaled_fp8_ops", "scale_weight", False, frozenset({store.LINEAR}), True)
 
 
 def smallest_card(peak: int) -> str:
@@ -65,8 +73,8 @@ def lm_rows(prompt: int = 400, frames: int = 3000) -> list[dict]:
     rows = []
     for label, compute, plan in [
         ("fp32", F32, None), ("bf16", BF16, None),
-        ("fp8 e4m3fn/e5m2 + bf16 compute (CLI; ComfyUI 0.28+)", BF16, store.plan_for(candidates, formats.E4M3, store.COMFY_MIXED)),
-        ("fp8 + bf16 compute (ComfyUI 0.3.64: embeddings bf16)", BF16, store.plan_for(candidates, formats.E4M3, store.COMFY_SCALED_FP8)),
+        ("fp8 e4m3fn/e5m2 + bf16 compute (CLI; ComfyUI 0.28+)", BF16, store.plan_for(candidates, formats.E4M3, COMFY_MIXED)),
+        ("fp8 + bf16 compute (ComfyUI 0.3.64: embeddings bf16)", BF16, store.plan_for(candidates, formats.E4M3, COMFY_SCALED_FP8)),
     ]:
         weights = held_bytes(shapes, compute, plan)
         peak = weights + estimate_generation_bytes(REAL_3B, prompt, frames, 1, 1.5, compute)
@@ -89,8 +97,8 @@ def codec_rows(frames: int = 3000) -> list[dict]:
     rows = []
     for label, compute, plan in [
         ("fp32", F32, None), ("bf16 transformer", BF16, None),
-        ("fp8 transformer + fp32 compute", F32, store.plan_for(candidates, formats.E4M3, store.COMFY_MIXED)),
-        ("fp8 transformer + bf16 compute", BF16, store.plan_for(candidates, formats.E4M3, store.COMFY_MIXED)),
+        ("fp8 transformer + fp32 compute", F32, store.plan_for(candidates, formats.E4M3, COMFY_MIXED)),
+        ("fp8 transformer + bf16 compute", BF16, store.plan_for(candidates, formats.E4M3, COMFY_MIXED)),
     ]:
         weights = held_bytes(shapes, compute, plan, outside)
         peak = weights + estimate_decode_bytes(config, 1, compute, frames=frames)

@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from heartmula_core.lm.generate import generate
+from heartmula_core.lm.generation import generate
 
 from .lm_sizes import SIZES
 from .random_lm import no_early_end, random_lm, random_prompt

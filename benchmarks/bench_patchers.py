@@ -167,7 +167,7 @@ def _free_now(device) -> int:
 def run_lm(mm, patcher, model, config, device, dtype, frames: int, sync) -> dict:
     from heartmula_core.lm.capture import pick_runner
     from heartmula_core.lm.budget import estimate_generation_bytes
-    from heartmula_core.lm.generate import generate
+    from heartmula_core.lm.generation import generate
 
     from .random_lm import no_early_end, random_prompt
 

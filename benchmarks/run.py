@@ -35,7 +35,7 @@ def _peak_bytes(device: str) -> int:
 
 def run_lm(size: str, device: str, mode: str, frames: int) -> dict:
     from heartmula_core.lm.budget import estimate_generation_bytes
-    from heartmula_core.lm.generate import generate
+    from heartmula_core.lm.generation import generate
     from heartmula_core.weights import module_bytes
 
     from .lm_sizes import SIZES

@@ -44,7 +44,7 @@ def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable
     (``weight_dtype``: how ``build`` holds the weights, for the log)."""
     folder = model_folders.resolve(kind, name, download)
     load_device, offload_device = memory.PLACEMENTS[kind].devices()
-    torch_dtype = memory.pick_dtype(kind, dtype, load_device)
+    torch_dtype = memory.loader_dtype(kind, dtype, load_device)
     held = build(folder, torch_dtype, load_device, offload_device)
     log.info("HeartMuLa: loaded %s %s as %s, weights %s (%.3f GB)", kind, folder, torch_dtype, weight_dtype,
              held.patcher.size / 1e9)
@@ -65,11 +65,11 @@ def _lm(weight_dtype: str) -> Callable:
     """comfy.ops layers (fp8 ones for an fp8 ``weight_dtype``), in a plain ModelPatcher (a full load
     lets the frame step be a CUDA graph). The choice is checked before any download (the server does
     not check dropdown values of V3 nodes)."""
-    fp8 = parse_weight_dtype(weight_dtype)
+    parse_weight_dtype(weight_dtype)
 
     def build(folder, dtype, load_device, offload_device) -> HeartMuLaLM:
-        ops, layout = fp8_ops.loader_layers(fp8, dtype)
-        lm = load_lm(folder, device=offload_device, dtype=dtype, operations=ops, weight_dtype=fp8, layout=layout)
+        storage = fp8_ops.weight_storage(weight_dtype, dtype)
+        lm = load_lm(folder, device=offload_device, dtype=dtype, storage=storage)
         return HeartMuLaLM(patcher=memory.wrap(lm.model, load_device, offload_device), folder=folder, dtype=dtype,
                            tokenizer=lm.tokenizer, gen_config=lm.gen_config, config=lm.config)
     return build
@@ -78,11 +78,11 @@ def _lm(weight_dtype: str) -> Callable:
 def _codec(weight_dtype: str) -> Callable:
     """comfy.ops layers (the transformer's Linears in fp8 for an fp8 ``weight_dtype``; float32 compute
     outside it), in ComfyUI's CoreModelPatcher (paged by DynamicVRAM where the host has it)."""
-    fp8 = parse_weight_dtype(weight_dtype)
+    parse_weight_dtype(weight_dtype)
 
     def build(folder, dtype, load_device, offload_device) -> HeartCodecModel:
-        ops, layout = fp8_ops.loader_layers(fp8, torch.float32)
-        model = load_codec(folder, device=offload_device, dtype=dtype, operations=ops, weight_dtype=fp8, layout=layout)
+        storage = fp8_ops.weight_storage(weight_dtype, torch.float32)
+        model = load_codec(folder, device=offload_device, dtype=dtype, storage=storage)
         patcher = memory.wrap_core(model, load_device, offload_device)
         return HeartCodecModel(patcher=patcher, folder=folder, dtype=dtype)
     return build

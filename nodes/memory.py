@@ -59,7 +59,7 @@ PLACEMENTS = {
 }
 
 
-def pick_dtype(kind: str, choice: str, load_device) -> torch.dtype:
+def loader_dtype(kind: str, choice: str, load_device) -> torch.dtype:
     """The dtype of ``choice`` for a model of ``kind``. The server does not check dropdown values of
     V3 nodes, so the choice is checked here."""
     placement = PLACEMENTS[kind]

@@ -6,13 +6,11 @@ Pick Best Take, which (like Lyric Accuracy) receives whole lists in one call (``
 
 from __future__ import annotations
 
-import math
-
 import torch
 from comfy_api.latest import io
 
 from ..heartmula_core.errors import HeartMuLaError
-from ..heartmula_core.listening.audio_in import audible_length
+from ..heartmula_core.listening.best_take import Take, describe, pick_best
 from ..heartmula_core.listening.clap import clap_scores, estimate_clap_bytes, load_clap
 from ..heartmula_core.listening.metrics import lyric_accuracy_batch
 from . import memory
@@ -134,26 +132,23 @@ class LyricAccuracy(HeartMuLaNode):
         return io.NodeOutput([s.wer for s in scores], [s.cer for s in scores], "\n".join(lines))
 
 
-def _takes_of_audio(audios: list) -> list[tuple[torch.Tensor, int]]:
-    """Every song of every AUDIO value: ([C, N] waveform, sample rate)."""
-    takes = []
+def _takes(audios: list, codes_list: list | None) -> tuple[list[Take], list[HeartMuLaCodes | None]]:
+    """Every song of every AUDIO value, paired in order with every song of every CODES value (if any),
+    and the CODES value each take's codes came from."""
+    waves = []
     for audio in audios:
         waveform = audio["waveform"]
         if not isinstance(waveform, torch.Tensor) or waveform.dim() != 3:
             raise HeartMuLaError("Pick Best Take: AUDIO waveform must be a tensor [batch, channels, samples].")
-        takes += [(row, int(audio["sample_rate"])) for row in waveform]
-    return takes
-
-
-def _takes_of_codes(codes_list: list) -> list[tuple[torch.Tensor, int, HeartMuLaCodes]]:
-    """Every song of every CODES value: ([8, T] codes, length, the value it came from)."""
-    return [(c.codes[i], int(c.lengths[i]), c) for c in codes_list for i in range(c.batch_size)]
-
-
-def weighted_totals(scores: list[list[float]], weights: list[float]) -> list[float]:
-    """Sum of weight * score per take; NaN counts as the worst possible."""
-    totals = [sum(w * float(s[i]) for s, w in zip(scores, weights)) for i in range(len(scores[0]))]
-    return [-math.inf if math.isnan(t) else t for t in totals]
+        waves += [(row, int(audio["sample_rate"])) for row in waveform]
+    if not codes_list:
+        return [Take(wave, rate) for wave, rate in waves], [None] * len(waves)
+    codes = [(c.codes[i], int(c.lengths[i]), c.frame_rate) for c in codes_list for i in range(c.batch_size)]
+    sources = [c for c in codes_list for _ in range(c.batch_size)]
+    if len(codes) != len(waves):
+        raise HeartMuLaError(f"Pick Best Take: codes hold {len(codes)} takes but audio holds {len(waves)}. Connect "
+                             "the codes that were decoded into this audio.")
+    return [Take(wave, rate, *code) for (wave, rate), code in zip(waves, codes)], sources
 
 
 class PickBestTake(HeartMuLaNode):
@@ -189,41 +184,20 @@ class PickBestTake(HeartMuLaNode):
     @classmethod
     def execute(cls, audio: list, score_a: list, weight_a: list, codes: list = None, score_b: list = None,
                 weight_b: list = None) -> io.NodeOutput:
-        takes = _takes_of_audio(audio)
-        scores, weights, names = [list(score_a)], [float(_first(weight_a, 1.0))], ["a"]
+        takes, sources = _takes(audio, codes)
+        scores, weights = {"score_a": list(score_a)}, {"score_a": float(_first(weight_a, 1.0))}
         if score_b:
-            scores.append(list(score_b))
-            weights.append(float(_first(weight_b, -1.0)))
-            names.append("b")
-        for name, values in zip(names, scores):
-            if len(values) != len(takes):
-                raise HeartMuLaError(
-                    f"Pick Best Take: score_{name} has {len(values)} values for {len(takes)} takes. Score the "
-                    "same batch of audio that is connected here."
-                )
-        code_takes = _takes_of_codes(codes) if codes else None
-        if code_takes is not None and len(code_takes) != len(takes):
-            raise HeartMuLaError(
-                f"Pick Best Take: codes hold {len(code_takes)} takes but audio holds {len(takes)}. Connect the "
-                "codes that were decoded into this audio."
-            )
-        totals = weighted_totals(scores, weights)
-        best = max(range(len(totals)), key=lambda i: (totals[i], -i))
-        wave, rate = takes[best]
-        best_codes = None
-        if code_takes is None:
-            wave = wave[:, : audible_length(wave) or wave.shape[-1]]  # without the padding of its batch
-        else:
-            row, length, source = code_takes[best]
-            best_codes = HeartMuLaCodes(codes=row[None, :, :length].clone(), lengths=torch.tensor([length]),
-                                        frame_rate=source.frame_rate, info=dict(source.info))
-            wave = wave[:, : int(round(length * rate / source.frame_rate))]  # the take's own length
-        best_audio = {"waveform": wave[None].contiguous(), "sample_rate": rate}
-        lines = []
-        for i, total in enumerate(totals):
-            parts = ", ".join(f"{name} {s[i]:.4f}" for name, s in zip(names, scores))
-            lines.append(f"take {i}: {parts} -> {total:.4f}{'  <- best' if i == best else ''}")
-        return io.NodeOutput(best_audio, best_codes, best, "\n".join(lines))
+            scores["score_b"], weights["score_b"] = list(score_b), float(_first(weight_b, -1.0))
+        try:
+            best = pick_best(takes, scores, weights)
+        except HeartMuLaError as exc:
+            raise HeartMuLaError(f"Pick Best Take: {exc}") from None
+        take = best.take
+        best_codes = None if take.codes is None else HeartMuLaCodes(
+            codes=take.codes[None], lengths=torch.tensor([take.frames]), frame_rate=take.frame_rate,
+            info=dict(sources[best.index].info))
+        best_audio = {"waveform": take.waveform[None].contiguous(), "sample_rate": take.sample_rate}
+        return io.NodeOutput(best_audio, best_codes, best.index, describe(best, scores, {"score_a": "a", "score_b": "b"}))
 
 
 NODES = [LoadCLAP, ClapScore, LyricAccuracy, PickBestTake]

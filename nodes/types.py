@@ -14,6 +14,7 @@ import torch
 from comfy_api.latest import io
 
 from ..heartmula_core.codes import FRAME_RATE
+from . import memory
 
 LMSocket = io.Custom("HEARTMULA_LM")
 CodecSocket = io.Custom("HEARTCODEC")
@@ -26,7 +27,9 @@ ClapSocket = io.Custom("HEARTCLAP")
 @dataclass(kw_only=True)
 class PatchedModel:
     """A model in a ComfyUI ModelPatcher (ComfyUI moves it), the folder it came from and its dtype.
-    ``model`` is the model the core runs."""
+    ``model`` is the model the core runs. For the song path (heartmula_core/song) it is a model like
+    the command line's: ``check_memory`` before, ``ready(needed)`` to run, where ComfyUI's model
+    management loads it with ``needed`` bytes free, evicting other models."""
 
     patcher: Any  # comfy.model_patcher.ModelPatcher (or CoreModelPatcher)
     folder: Path
@@ -35,6 +38,16 @@ class PatchedModel:
     @property
     def model(self):
         return self.patcher.model
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def check_memory(self, needed: int, what: str, fix: str) -> None:
+        """Nothing to check up front: ``ready`` asks ComfyUI, which frees what it can."""
+
+    def ready(self, needed: int) -> tuple[torch.nn.Module, torch.device]:
+        return self.model, memory.load_for_inference(self.patcher, needed)
 
 
 @dataclass(kw_only=True)
@@ -49,6 +62,10 @@ class HeartMuLaLM(PatchedModel):
 @dataclass
 class HeartCodecModel(PatchedModel):
     """HEARTCODEC: the codec."""
+
+    @property
+    def config(self):
+        return self.model.config
 
 
 @dataclass(kw_only=True)

@@ -11,7 +11,7 @@ def relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def greedy(lm, frames: int = 16, dtype=torch.float32, **kw):
     """Greedy codes of the tiny LM on a fixed prompt (CFG on)."""
-    from heartmula_core.lm.generate import generate
+    from heartmula_core.lm.generation import generate
     from heartmula_core.lm.prompt import build_prompt
 
     prompt = build_prompt(lm.tokenizer, lm.gen_config, "piano,happy", "[verse]\nla la la\n")

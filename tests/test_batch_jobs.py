@@ -24,15 +24,16 @@ def _problems(tmp_path, *lines) -> str:
 
 def test_good_job_gets_defaults_and_decode_seed_from_seed(tmp_path):
     [job] = _parse(tmp_path, "", GOOD)
-    assert job.line == 2 and job.seconds == 2.0 and job.seed == 1 and job.decode_seed == 1
-    assert (job.temperature, job.top_k, job.cfg, job.decode_steps, job.decode_guidance, job.batch) == (1.0, 50, 1.5, 10, 1.25, 1)
+    s = job.settings
+    assert job.line == 2 and s.seconds == 2.0 and s.seed == 1 and s.decoder_seed == 1
+    assert (s.temperature, s.top_k, s.cfg_scale, s.decode_steps, s.decode_guidance, s.batch_size) == (1.0, 50, 1.5, 10, 1.25, 1)
     [job] = _parse(tmp_path, {**GOOD, "decode_seed": 7, "top_k": 5}, defaults={"top_k": 9, "cfg": 2.0})
-    assert (job.decode_seed, job.top_k, job.cfg) == (7, 5, 2.0)
+    assert (job.settings.decoder_seed, job.settings.top_k, job.settings.cfg_scale) == (7, 5, 2.0)
 
 
 def test_largest_seed_is_accepted(tmp_path):
     [job] = _parse(tmp_path, {**GOOD, "seed": MAX_SEED})
-    assert job.seed == MAX_SEED
+    assert job.settings.seed == MAX_SEED
 
 
 def test_every_bad_line_is_reported_with_its_number(tmp_path):
@@ -59,9 +60,9 @@ def test_every_bad_line_is_reported_with_its_number(tmp_path):
         ("line 4:", "'seconds' must be a number, got \"2\""),
         ("line 5:", "duplicate id 'a' (line 1)"),
         ("line 6:", "cannot be used as a file name"),
-        ("line 7:", "'seconds' must be a finite number, got nan"),
-        ("line 8:", "'temperature' must be a finite number, got inf"),
-        ("line 9:", "'seed' must be >= 0, got -1"),
+        ("line 7:", "'seconds' must be a positive, finite number of seconds (at most 86400), got nan"),
+        ("line 8:", "'temperature' must be a finite number between 0.001 and 100, got inf"),
+        ("line 9:", "'seed' must be between 0 and 18446744073709551615, got -1"),
         ("line 10:", "'seed' must be a whole number (write 1 rather than 1.0)"),
         ("line 11:", "'top_k' must be a whole number, got true"),
         ("line 12:", "unknown field(s) 'temprature'"),
@@ -98,7 +99,7 @@ def test_cli_reports_bad_lines_before_loading_any_model(tmp_path, capsys):
     rc = main(["batch", str(jobs), "--model-dir", str(tmp_path / "no-models-here"), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "line 2: 'seconds' must be >= 0.04, got 0" in err
+    assert "line 2: 'seconds' must be a positive, finite number of seconds (at most 86400), got 0" in err
     assert "no-models-here" not in err  # the model folder was never looked at
     assert not out.exists()
 

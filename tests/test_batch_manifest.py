@@ -5,14 +5,15 @@ import json
 import pytest
 
 from heartmula_core.batch.jobs import Job
+from heartmula_core.settings import SongSettings
 from heartmula_core.batch.manifest import (Manifest, ManifestError, OutputLock, check_against_manifest,
                                            prompt_digest, remove_partials)
 
-JOB = Job(id="a", tags="<tag>piano</tag>", lyrics="la", seconds=2.0, seed=1, decode_seed=1, line=1)
+JOB = Job(id="a", tags="<tag>piano</tag>", lyrics="la", settings=SongSettings(seconds=2.0, seed=1, decode_seed=1), line=1)
 
 
 def _entry(job: Job) -> dict:
-    return {"id": job.id, "settings": job.settings(), "prompt_sha256": prompt_digest(job)}
+    return {"id": job.id, "settings": job.recorded(), "prompt_sha256": prompt_digest(job)}
 
 
 def test_append_then_load_round_trips(tmp_path):
@@ -43,7 +44,7 @@ def test_broken_line_in_the_middle_is_an_error_naming_it(tmp_path):
 def test_job_changed_since_it_finished_is_refused(tmp_path):
     done = {"a": _entry(JOB)}
     check_against_manifest([JOB], done, tmp_path / "manifest.jsonl")  # unchanged: fine
-    changed = Job(**{**JOB.__dict__, "seed": 2})
+    changed = Job(**{**JOB.__dict__, "settings": SongSettings(seconds=2.0, seed=2, decode_seed=1)})
     with pytest.raises(ManifestError, match="line 1: job 'a' is finished in the manifest with other seed"):
         check_against_manifest([changed], done, tmp_path / "manifest.jsonl")
     relyric = Job(**{**JOB.__dict__, "lyrics": "other"})

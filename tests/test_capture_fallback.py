@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from heartmula_core.lm import capture
-from heartmula_core.lm.generate import generate
+from heartmula_core.lm.generation import generate
 from lm_fixtures import tiny_lm_fixtures
 
 

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from heartmula_core.codec import CodecConfig, checkpoint_layout, decode, estimate_decode_bytes, load_codec
 from heartmula_core.errors import CheckpointError, CodesError
+from heartmula_core.quant.plan import WeightStorage
 
 DATA = Path(__file__).parent / "data"
 CODEC_DIR = DATA / "tiny" / "ckpt" / "HeartCodec-oss"
@@ -173,7 +174,7 @@ def test_operations_namespace_builds_every_linear_and_conv():
         pass
 
     ops = SimpleNamespace(Linear=Linear, Conv1d=Conv1d, ConvTranspose1d=ConvTranspose1d)
-    codec = load_codec(CODEC_DIR, operations=ops)
+    codec = load_codec(CODEC_DIR, storage=WeightStorage(operations=ops))
     layers = [m for m in codec.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
     assert layers and all(type(m) in (Linear, Conv1d, ConvTranspose1d) for m in layers)
     assert any(type(m) is ConvTranspose1d for m in layers)

@@ -16,7 +16,9 @@ from heartmula_core.cli.quantize import quantize
 from heartmula_core.codec import decode, load_codec
 from heartmula_core.errors import CheckpointError, OutputError
 from heartmula_core.lm.load import load_lm
-from heartmula_core.quant import formats, store
+from heartmula_core.quant import formats, source
+from heartmula_core.quant import plan as store
+from heartmula_core.quant.plan import WeightStorage
 from lm_fixtures import TINY_CKPT, TINY_LM, manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +48,8 @@ def test_quantized_lm_is_small_loads_alike_and_gives_the_same_greedy_codes(tmp_p
     assert json.loads(bytes(tensors["backbone.layers.0.attn.q_proj.comfy_quant"].tolist())) == {"format": "float8_e4m3fn"}
     assert tensors["audio_head"].dtype == formats.E4M3 and "audio_head_scale" in tensors
     assert tensors["backbone.norm.scale"].dtype == torch.float32
-    from_file = load_lm(out, weight_dtype=formats.E4M3)
-    converted = load_lm(TINY_LM, weight_dtype=formats.E4M3)
+    from_file = load_lm(out, storage=WeightStorage(formats.E4M3))
+    converted = load_lm(TINY_LM, storage=WeightStorage(formats.E4M3))
     a, b = from_file.model.state_dict(), converted.model.state_dict()
     assert set(a) == set(b)
     for key in a:
@@ -68,7 +70,7 @@ def test_an_fp8_checkpoint_loads_without_fp8_as_dequantized_weights(tmp_path):
 def test_unscaled_and_old_convention_fp8_files_load(tmp_path):
     original = load_file(str(TINY_LM / "model.safetensors"))
     plain = {k: (v.to(formats.E4M3) if k.endswith("proj.weight") else v) for k, v in original.items()}
-    lm = load_lm(lm_folder(tmp_path / "a", plain), weight_dtype=formats.E4M3)
+    lm = load_lm(lm_folder(tmp_path / "a", plain), storage=WeightStorage(formats.E4M3))
     key = "backbone.layers.1.attn.k_proj.weight"
     assert float(lm.model.state_dict()[store.scale_key(key)]) == 1.0
     assert torch.equal(lm.model.state_dict()[key].view(torch.uint8), plain[key].view(torch.uint8))
@@ -76,7 +78,7 @@ def test_unscaled_and_old_convention_fp8_files_load(tmp_path):
     q, scale = formats.quantize(original[key], formats.E4M3)
     old[key], old[store.scale_key(key, "scale_weight")] = q, scale
     old[store.scale_key(key, "scale_input")] = torch.ones(())
-    lm = load_lm(lm_folder(tmp_path / "b", old), weight_dtype=formats.E5M2)  # re-quantized to e5m2
+    lm = load_lm(lm_folder(tmp_path / "b", old), storage=WeightStorage(formats.E5M2))  # re-quantized to e5m2
     held = lm.model.state_dict()
     assert held[key].dtype == formats.E5M2
     assert torch.allclose(held[key].float() * held[store.scale_key(key)], q.float() * scale, rtol=0.13, atol=0)
@@ -94,7 +96,7 @@ def test_bad_fp8_files_get_errors_that_name_the_tensor(tmp_path, damage, message
     damage(tensors, "backbone.layers.0.mlp.w3.weight")
     save_file(tensors, str(tmp_path / "fp8" / "model.safetensors"))
     with pytest.raises(CheckpointError, match=message) as caught:
-        load_lm(tmp_path / "fp8", weight_dtype=formats.E4M3)
+        load_lm(tmp_path / "fp8", storage=WeightStorage(formats.E4M3))
     assert "backbone.layers.0.mlp.w3" in str(caught.value)
 
 
@@ -114,17 +116,17 @@ def test_sharded_checkpoints_stay_sharded(tmp_path):
         held = set(load_file(str(tmp_path / "out" / shard)))
         assert {k for k, s in written["weight_map"].items() if s == shard} == held
         assert set(keys) <= held
-    assert torch.equal(greedy(load_lm(tmp_path / "out", weight_dtype=formats.E4M3)),
-                       greedy(load_lm(TINY_LM, weight_dtype=formats.E4M3)))
+    assert torch.equal(greedy(load_lm(tmp_path / "out", storage=WeightStorage(formats.E4M3))),
+                       greedy(load_lm(TINY_LM, storage=WeightStorage(formats.E4M3))))
 
 
 def test_quantized_codec_decodes_as_the_converted_one(tmp_path):
     quantize(TINY_CODEC, tmp_path / "codec", "fp8_e4m3fn")
     assert sorted(p.name for p in (tmp_path / "codec").iterdir()) == ["config.json", "model.safetensors"]
     codes = torch.randint(0, 1000, (1, 8, 30), generator=torch.Generator().manual_seed(0)) % 64
-    a = decode(load_codec(tmp_path / "codec", weight_dtype=formats.E4M3), codes,
+    a = decode(load_codec(tmp_path / "codec", storage=WeightStorage(formats.E4M3)), codes,
                generator=torch.Generator().manual_seed(2), steps=3)
-    b = decode(load_codec(TINY_CODEC, weight_dtype=formats.E4M3), codes,
+    b = decode(load_codec(TINY_CODEC, storage=WeightStorage(formats.E4M3)), codes,
                generator=torch.Generator().manual_seed(2), steps=3)
     assert torch.equal(a, b)
 
@@ -140,7 +142,7 @@ def test_output_folder_rules_and_all_or_nothing(tmp_path, monkeypatch):
     def fail(self, key, dtype=None):
         raise CheckpointError(f"boom at {key}")
 
-    monkeypatch.setattr(store.QuantizingSource, "load", fail)
+    monkeypatch.setattr(source.QuantizingSource, "load", fail)
     with pytest.raises(CheckpointError, match="boom"):
         quantize(TINY_LM, tmp_path / "new", "fp8_e4m3fn")
     assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
@@ -189,6 +191,6 @@ def test_a_quantized_medium_lm_gives_the_greedy_codes_of_converting_the_float32_
     size = write_random_checkpoint(folder / "model.safetensors", shapes)
     done = quantize(folder, tmp_path / "fp8", "fp8_e4m3fn")
     assert done["out_bytes"] <= 0.27 * size, done["out_bytes"] / size
-    from_file = greedy(load_lm(tmp_path / "fp8", weight_dtype=formats.E4M3), 12)
-    converted = greedy(load_lm(folder, weight_dtype=formats.E4M3), 12)
+    from_file = greedy(load_lm(tmp_path / "fp8", storage=WeightStorage(formats.E4M3)), 12)
+    converted = greedy(load_lm(folder, storage=WeightStorage(formats.E4M3)), 12)
     assert from_file.shape[-1] > 1 and torch.equal(from_file, converted)

@@ -15,6 +15,7 @@ from heartmula_core.codes import load_codes
 from heartmula_core.errors import HeartMuLaError
 from heartmula_core.lm.load import load_lm
 from heartmula_core.settings import seeded_generator
+from heartmula_core.quant.plan import WeightStorage
 
 CKPT = Path(__file__).parent / "data" / "tiny" / "ckpt"
 TINY_LM, TINY_CODEC = CKPT / "HeartMuLa-oss-3B", CKPT / "HeartCodec-oss"
@@ -38,7 +39,7 @@ def test_fp8_sampling_and_a_quantized_folder_give_the_cores_greedy_codes(tmp_pat
     converted, _ = load_codes(tmp_path / "converted.safetensors")
     from_file, _ = load_codes(tmp_path / "from_file.safetensors")
     assert torch.equal(converted, from_file)
-    core = greedy(load_lm(TINY_LM, weight_dtype=E4M3), frames=16)
+    core = greedy(load_lm(TINY_LM, storage=WeightStorage(E4M3)), frames=16)
     assert torch.equal(converted, core[:, :, :converted.shape[-1]])
     assert (tmp_path / "fp8" / "model.safetensors").stat().st_size < 0.27 * (TINY_LM / "model.safetensors").stat().st_size
 
@@ -50,7 +51,7 @@ def test_generate_with_fp8_weights_decodes_with_the_fp8_codec(tmp_path):
                  "--codes-out", str(tmp_path / "codes.safetensors"),
                  "--waveform-out", str(tmp_path / "raw.safetensors")]) == 0
     codes, lengths = load_codes(tmp_path / "codes.safetensors")
-    codec = load_codec(TINY_CODEC, weight_dtype=torch.float8_e5m2)
+    codec = load_codec(TINY_CODEC, storage=WeightStorage(torch.float8_e5m2))
     expected = decode(codec, codes, lengths, steps=2, guidance=1.25, generator=seeded_generator(3, "cpu"))
     assert torch.equal(load_file(tmp_path / "raw.safetensors")["waveform"], expected)
 
@@ -58,7 +59,7 @@ def test_generate_with_fp8_weights_decodes_with_the_fp8_codec(tmp_path):
 @pytest.fixture
 def asked(monkeypatch):
     """The bytes each memory check asks for; the check then stops the command (no model loads)."""
-    import heartmula_core.cli.checks as checks
+    import heartmula_core.song.models as checks  # where the command line checks RAM/VRAM before loading
 
     needed = []
 
@@ -73,7 +74,7 @@ def asked(monkeypatch):
 def test_memory_checks_count_the_weights_as_held(tmp_path, asked, capsys):
     for weights in ("default", "fp8_e4m3fn"):
         assert main(sample(tmp_path, TINY_LM, "c.safetensors", "--weight-dtype", weights)) == 2
-    assert asked[0] - asked[1] == held(load_lm(TINY_LM).model) - held(load_lm(TINY_LM, weight_dtype=E4M3).model)
+    assert asked[0] - asked[1] == held(load_lm(TINY_LM).model) - held(load_lm(TINY_LM, storage=WeightStorage(E4M3)).model)
     codes = tmp_path / "codes.safetensors"
     from heartmula_core.codes import save_codes
 
@@ -81,7 +82,7 @@ def test_memory_checks_count_the_weights_as_held(tmp_path, asked, capsys):
     for weights in ("default", "fp8_e4m3fn"):
         assert main(["decode", "--model-dir", str(TINY_CODEC), "--codes", str(codes), "--device", "cpu",
                      "--out", str(tmp_path / "a.wav"), "--weight-dtype", weights]) == 2
-    assert asked[2] - asked[3] == held(load_codec(TINY_CODEC)) - held(load_codec(TINY_CODEC, weight_dtype=E4M3))
+    assert asked[2] - asked[3] == held(load_codec(TINY_CODEC)) - held(load_codec(TINY_CODEC, storage=WeightStorage(E4M3)))
     assert "stopped after the memory check" in capsys.readouterr().err
 
 

@@ -25,16 +25,17 @@ from test_weightless_layers import switch_to_weightless
 
 TINY_CODEC = TINY_CKPT / "HeartCodec-oss"
 FP8 = [torch.float8_e4m3fn, torch.float8_e5m2]
+NAME = {torch.float8_e4m3fn: "fp8_e4m3fn", torch.float8_e5m2: "fp8_e5m2"}
 
 
 @pytest.fixture
 def host(pack):
-    """(fp8_ops, the core's loaders, the core's store) as the pack imported them."""
+    """(fp8_ops, the core's loaders, the core's fp8 plans) as the pack imported them."""
     core = f"{pack.__name__}.heartmula_core"
     loaders = SimpleNamespace(load_lm=importlib.import_module(f"{core}.lm.load").load_lm,
                               load_codec=importlib.import_module(f"{core}.codec.load").load_codec)
     return (importlib.import_module(f"{pack.__name__}.nodes.fp8_ops"), loaders,
-            importlib.import_module(f"{core}.quant.store"))
+            importlib.import_module(f"{core}.quant.plan"))
 
 
 def expected_layout():
@@ -52,13 +53,14 @@ def host_fp8_keys(model, fp8) -> set[str]:
 @pytest.mark.parametrize("fp8", FP8)
 def test_lm_in_host_layers_samples_as_in_core_layers(pack, host, fp8):
     fp8_ops, core, store = host
-    ops, layout = fp8_ops.fp8_operations(torch.float32, fp8)
+    storage = fp8_ops.weight_storage(NAME[fp8], torch.float32)
+    layout = storage.layout
     assert expected_layout() in layout.name
-    in_host = core.load_lm(TINY_LM, operations=ops, layout=layout, weight_dtype=fp8)
-    in_core = core.load_lm(TINY_LM, weight_dtype=fp8)
+    in_host = core.load_lm(TINY_LM, storage=storage)
+    in_core = core.load_lm(TINY_LM, storage=store.WeightStorage(fp8))
     held = host_fp8_keys(in_host.model, fp8)
     assert "backbone.layers.0.mlp.w1.weight" in held
-    assert ("text_embeddings.weight" in held) == (layout is not store.COMFY_SCALED_FP8)
+    assert ("text_embeddings.weight" in held) == (layout is not fp8_ops.COMFY_SCALED_FP8)
     assert torch.equal(greedy(in_host, 20), greedy(in_core, 20))
     memory = importlib.import_module(f"{pack.__name__}.nodes.memory")
     assert memory.partial_load_safe(in_host.model) == real_host(), "host layers can be loaded partially"
@@ -70,10 +72,9 @@ def test_lm_in_host_layers_samples_as_in_core_layers(pack, host, fp8):
 
 @pytest.mark.parametrize("fp8", FP8)
 def test_codec_in_host_layers_decodes_as_in_core_layers(pack, host, fp8):
-    fp8_ops, core, _ = host
-    ops, layout = fp8_ops.fp8_operations(torch.float32, fp8)
-    codec = core.load_codec(TINY_CODEC, operations=ops, layout=layout, weight_dtype=fp8)
-    core = core.load_codec(TINY_CODEC, weight_dtype=fp8)
+    fp8_ops, core, store = host
+    codec = core.load_codec(TINY_CODEC, storage=fp8_ops.weight_storage(NAME[fp8], torch.float32))
+    core = core.load_codec(TINY_CODEC, storage=store.WeightStorage(fp8))
     assert "flow_matching.estimator.transformer_blocks.0.mlp.up.weight" in host_fp8_keys(codec, fp8)
     assert codec.flow_matching.cond_feature_emb.weight.dtype == torch.float32
     decode = importlib.import_module(f"{pack.__name__}.heartmula_core.codec").decode
@@ -87,10 +88,9 @@ def test_weightless_host_layers_take_fp8_weights(pack, host, monkeypatch):
     if not real_host():
         pytest.skip("the stand-in builds the core's own fp8 layers, which DynamicVRAM does not touch")
     switch_to_weightless(monkeypatch)
-    fp8_ops, core, _ = host
-    ops, layout = fp8_ops.fp8_operations(torch.float32, torch.float8_e4m3fn)
-    lm = core.load_lm(TINY_LM, operations=ops, layout=layout, weight_dtype=torch.float8_e4m3fn)
-    core = core.load_lm(TINY_LM, weight_dtype=torch.float8_e4m3fn)
+    fp8_ops, core, store = host
+    lm = core.load_lm(TINY_LM, storage=fp8_ops.weight_storage("fp8_e4m3fn", torch.float32))
+    core = core.load_lm(TINY_LM, storage=store.WeightStorage(torch.float8_e4m3fn))
     assert torch.equal(greedy(lm), greedy(core))
 
 
@@ -106,8 +106,7 @@ def test_fp8_files_with_and_without_scales_in_host_layers(pack, host, tmp_path, 
         t = {k: (v.float() * t[store.scale_key(k)]).to(fp8) if v.dtype == fp8 else v for k, v in t.items()
              if not k.endswith(("weight_scale", "comfy_quant", "_scale"))}
         save_file(t, str(f))
-    ops, layout = fp8_ops.fp8_operations(torch.float32, fp8)
-    in_host = core.load_lm(tmp_path / "lm", operations=ops, layout=layout, weight_dtype=fp8)
-    in_core = core.load_lm(tmp_path / "lm", weight_dtype=fp8)
+    in_host = core.load_lm(tmp_path / "lm", storage=fp8_ops.weight_storage("fp8_e4m3fn", torch.float32))
+    in_core = core.load_lm(tmp_path / "lm", storage=store.WeightStorage(fp8))
     assert torch.equal(greedy(in_host), greedy(in_core))
     shutil.rmtree(tmp_path / "lm")

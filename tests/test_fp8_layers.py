@@ -8,7 +8,9 @@ from fp8_fixtures import greedy, relative
 from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import decode, load_codec
 from heartmula_core.errors import CheckpointError
-from heartmula_core.quant import formats, layers, store
+from heartmula_core.quant import formats, layers
+from heartmula_core.quant import plan as store
+from heartmula_core.quant.plan import WeightStorage
 from lm_fixtures import TINY_CKPT, TINY_LM
 
 TINY_CODEC = TINY_CKPT / "HeartCodec-oss"
@@ -84,7 +86,7 @@ def fp32_lm():
 
 @pytest.mark.parametrize("fp8,logit_error", [(formats.E4M3, 0.05), (formats.E5M2, 0.1)])
 def test_tiny_lm_loads_from_float32_with_fp8_linears_and_embeddings(fp32_lm, fp8, logit_error):
-    lm = load_lm(TINY_LM, weight_dtype=fp8)
+    lm = load_lm(TINY_LM, storage=WeightStorage(fp8))
     held = lm.model.state_dict()
     plan = store.plan_for(store.lm_candidates(fp32_lm.model), fp8)
     assert {k for k, v in held.items() if v.dtype == fp8} == set(plan.keys)
@@ -108,7 +110,7 @@ def test_tiny_lm_loads_from_float32_with_fp8_linears_and_embeddings(fp32_lm, fp8
 
 
 def test_fp8_lm_generates_in_bf16():
-    lm = load_lm(TINY_LM, dtype=torch.bfloat16, weight_dtype=formats.E4M3)
+    lm = load_lm(TINY_LM, dtype=torch.bfloat16, storage=WeightStorage(formats.E4M3))
     assert lm.model.backbone.norm.scale.dtype == torch.bfloat16
     codes = greedy(lm, dtype=torch.bfloat16)
     assert codes.shape == (1, 8, 16) and (codes >= 0).all()
@@ -116,7 +118,7 @@ def test_fp8_lm_generates_in_bf16():
 
 def test_tiny_codec_with_fp8_transformer():
     reference = load_codec(TINY_CODEC)
-    codec = load_codec(TINY_CODEC, weight_dtype=formats.E4M3)
+    codec = load_codec(TINY_CODEC, storage=WeightStorage(formats.E4M3))
     estimator = codec.flow_matching.estimator
     assert estimator.transformer_blocks[0].attn.q_proj.weight.dtype == formats.E4M3
     assert estimator.proj_in.ffn_1.weight.dtype == torch.float32  # convolutions stay
@@ -142,7 +144,7 @@ def test_damaged_checkpoint_gets_the_usual_single_error(tmp_path):
     tensors["backbone.layers.0.mlp.w1.weight"] = torch.zeros(3, 3)
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointError) as caught:
-        load_lm(folder, weight_dtype=formats.E4M3)
+        load_lm(folder, storage=WeightStorage(formats.E4M3))
     message = str(caught.value)
     assert "missing: backbone.layers.0.attn.q_proj.weight" in message
     assert "backbone.layers.0.mlp.w1.weight (file [3, 3]" in message

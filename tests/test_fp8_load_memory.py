@@ -17,11 +17,12 @@ MEASURE = """
 import re, sys, torch
 from heartmula_core.lm.load import load_lm
 from heartmula_core.quant import formats
+from heartmula_core.quant.plan import WeightStorage
 torch.set_num_threads(1)
 def status(field):
     return int(re.search(field + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
 before = status("VmHWM")
-lm = load_lm(sys.argv[1], weight_dtype=formats.E4M3)
+lm = load_lm(sys.argv[1], storage=WeightStorage(formats.E4M3))
 held = sum(t.numel() * t.element_size() for t in lm.model.state_dict().values())
 print(before, status("VmHWM"), held)
 """

@@ -5,7 +5,7 @@ import torch
 
 from heartmula_core.lm.load import load_lm
 from heartmula_core.lm.frame_sampler import FrameSampler
-from heartmula_core.lm.generate import generate
+from heartmula_core.lm.generation import generate
 from lm_fixtures import TINY_LM, no_host_reads, tiny_lm_fixtures
 
 

@@ -7,7 +7,7 @@ import torch
 
 from heartmula_core.errors import CodesError, PromptError, SettingsError
 from heartmula_core.lm.budget import estimate_generation_bytes
-from heartmula_core.lm.generate import generate
+from heartmula_core.lm.generation import generate
 from heartmula_core.lm.load import load_lm
 from heartmula_core.lm.prefix import kept_lengths
 from lm_fixtures import TINY_LM, no_host_reads, tiny_lm_fixtures

@@ -5,7 +5,7 @@ import torch
 
 from heartmula_core.errors import PromptError
 from heartmula_core.lm.budget import frames_for_seconds
-from heartmula_core.lm.generate import generate
+from heartmula_core.lm.generation import generate
 from lm_fixtures import tiny_lm_fixtures
 
 

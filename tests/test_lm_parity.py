@@ -5,7 +5,7 @@ import torch
 
 from heartmula_core.lm.load import load_lm
 from heartmula_core.lm.frame_sampler import FrameSampler
-from heartmula_core.lm.generate import generate
+from heartmula_core.lm.generation import generate
 from heartmula_core.lm.prompt import build_prompt
 from lm_fixtures import TINY_LM, expected, expected_inputs
 

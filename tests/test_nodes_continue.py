@@ -13,7 +13,7 @@ from test_nodes_pipeline import assert_bar_reaches, chain  # noqa: F401  (fixtur
 
 @pytest.fixture
 def cont(chain):
-    from heartmula_pack.nodes import sampling
+    from heartmula_pack.nodes import sampler as sampling
 
     def run(continue_from, **overrides):
         settings = dict(lm=chain.lm, prompt=chain.prompt, continue_from=continue_from, keep_seconds=-1.0, seed=3,

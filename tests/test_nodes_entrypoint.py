@@ -108,7 +108,7 @@ def test_a_broken_part_never_hides_the_other_nodes(pack, comfy_home, monkeypatch
         return real_import(name, package)
 
     monkeypatch.setattr(pack, "importlib", types.SimpleNamespace(import_module=fake_import))
-    monkeypatch.setattr(pack, "NODE_MODULES", ("loaders", "conditioning", "sampling", "decoding", "codes_io", "explodes",
+    monkeypatch.setattr(pack, "NODE_MODULES", ("loaders", "conditioning", "sampler", "decoding", "codes_io", "explodes",
                                             "broken", "not_in_this_checkout"))
     ids = {n.GET_SCHEMA().node_id for n in pack.node_classes()}
     assert ids == NODE_IDS

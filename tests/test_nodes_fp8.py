@@ -17,7 +17,8 @@ E4M3 = torch.float8_e4m3fn
 
 @pytest.fixture
 def nodes(pack):
-    from heartmula_pack.nodes import conditioning, decoding, loaders, sampling
+    from heartmula_pack.nodes import conditioning, decoding, loaders
+    from heartmula_pack.nodes import sampler as sampling
 
     return loaders, conditioning, sampling, decoding
 
@@ -57,10 +58,10 @@ def test_weight_dtype_is_the_last_input_of_both_loaders(nodes):
 @pytest.mark.parametrize("fp8_name,fp8", [("fp8_e4m3fn", torch.float8_e4m3fn), ("fp8_e5m2", torch.float8_e5m2)])
 def test_fp8_lm_loader_samples_as_the_core_and_tells_comfyui_the_held_size(pack, nodes, comfy_home, fp8_name, fp8):
     from heartmula_pack.heartmula_core.lm.budget import estimate_generation_bytes
-    from heartmula_pack.heartmula_core.lm.generate import generate
+    from heartmula_pack.heartmula_core.lm.generation import generate
     from heartmula_pack.heartmula_core.lm.load import load_lm, weight_plan
-    from heartmula_pack.heartmula_core.quant.store import held_bytes
-    from heartmula_pack.nodes.fp8_ops import fp8_operations
+    from heartmula_pack.heartmula_core.quant.plan import WeightStorage, held_bytes
+    from heartmula_pack.nodes.fp8_ops import weight_storage
 
     loaders = nodes[0]
     lm, _ = load(comfy_home, loaders, fp8_name)
@@ -68,14 +69,14 @@ def test_fp8_lm_loader_samples_as_the_core_and_tells_comfyui_the_held_size(pack,
     assert "backbone.layers.0.attn.q_proj.weight" in fp8_keys(lm.model)
     assert all(v.dtype == fp8 for k, v in lm.model.state_dict().items() if k in fp8_keys(lm.model))
     held = sum(t.numel() * t.element_size() for t in lm.model.state_dict().values())
-    _, layout = fp8_operations(torch.float32, fp8)  # 0.3.64's layers hold the embeddings wide
+    layout = weight_storage(fp8_name, torch.float32).layout  # 0.3.64's layers hold the embeddings wide
     shapes, plan = weight_plan(lm.config, fp8, layout)
     assert lm.patcher.model_size() == held == held_bytes(shapes, plan, lambda _key: torch.float32)
     assert held < 0.6 * wide.patcher.model_size()
     assert lm.dtype == torch.float32  # the compute dtype: activations, and what the memory estimate counts in
 
     prompt, codes = greedy_codes(comfy_home, nodes, lm)
-    core = load_lm(TINY_CKPT / LM_NAME, weight_dtype=fp8)
+    core = load_lm(TINY_CKPT / LM_NAME, storage=WeightStorage(fp8))
     reference = generate(core.model, prompt, max_frames=20, eos_id=core.gen_config.audio_eos_id, top_k=1,
                          cfg_scale=1.5, seed=0, device="cpu", dtype=torch.float32)
     assert torch.equal(codes.codes, reference.codes)

@@ -57,7 +57,8 @@ def test_codec_goes_to_core_model_patcher_and_lm_to_a_plain_model_patcher(pack, 
 
 def test_the_codec_in_core_model_patcher_decodes_like_in_a_model_patcher(pack, comfy_home, core_patcher, monkeypatch):
     import comfy.model_patcher
-    from heartmula_pack.nodes import decoding, sampling
+    from heartmula_pack.nodes import decoding
+    from heartmula_pack.nodes import sampler as sampling
     from lm_fixtures import expected_inputs
     from heartmula_pack.nodes import conditioning
 

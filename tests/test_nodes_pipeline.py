@@ -17,7 +17,8 @@ SAMPLES_PER_FRAME = 48000 / 12.5
 
 @pytest.fixture
 def chain(pack, comfy_home):
-    from heartmula_pack.nodes import conditioning, decoding, loaders, sampling
+    from heartmula_pack.nodes import conditioning, decoding, loaders
+    from heartmula_pack.nodes import sampler as sampling
 
     lm, = comfy_home.run(loaders.LoadHeartMuLaLM, model=LM_NAME, dtype="auto", download_if_missing=False)
     codec, = comfy_home.run(loaders.LoadHeartCodec, codec=CODEC_NAME, dtype="fp32", download_if_missing=False)
@@ -239,7 +240,7 @@ def test_lm_runs_when_a_partial_load_leaves_its_own_weights_on_another_device(ch
     shown here with a different dtype standing in for a different device."""
     import copy
 
-    from heartmula_pack.heartmula_core.lm.generate import generate
+    from heartmula_pack.heartmula_core.lm.generation import generate
 
     model = copy.deepcopy(chain.lm.patcher.model)
     reference = generate(model, chain.prompt, max_frames=6, eos_id=chain.lm.gen_config.audio_eos_id, top_k=1)

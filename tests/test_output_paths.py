@@ -195,12 +195,14 @@ def test_cli_batch_audio_is_all_or_nothing(tmp_path, capsys, monkeypatch):
 
 
 def test_ctrl_c_is_one_line_and_leaves_no_file(tmp_path, capsys, monkeypatch):
-    import heartmula_core.lm.generate as generate
+    import sys
+
+    import heartmula_core.song.run  # noqa: F401 - the song path, where every door samples
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(generate, "generate", interrupted)
+    monkeypatch.setattr(sys.modules["heartmula_core.song.run"], "generate", interrupted)
     assert main(sample_args(tmp_path / "codes.safetensors")) == 130
     assert capsys.readouterr().err.strip().splitlines() == ["interrupted: files not complete yet were not written"]
     assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,7 @@ from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import decode, load_codec
 from heartmula_core.codes import check_codes  # the codec's own refusal rule
 from heartmula_core.errors import CheckpointError, SettingsError
-from heartmula_core.lm.generate import generate
+from heartmula_core.lm.generation import generate
 from heartmula_core.lm.sampling import sample_top_k
 from heartmula_core.lm.vocab import audio_vocab
 from heartmula_core.lm.prompt import build_prompt

@@ -23,6 +23,7 @@ from conftest import COMFYUI_DIR
 from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import load_codec
 from heartmula_core.errors import CheckpointError
+from heartmula_core.quant.plan import WeightStorage
 from heartmula_core.weights import assign_to_module
 from heartmula_node_env import CODEC_NAME, LM_NAME, comfy_home  # noqa: F401  (fixture)
 from lm_fixtures import TINY_CKPT, TINY_LM, expected_inputs
@@ -64,7 +65,7 @@ def same_tensors(a: torch.nn.Module, b: torch.nn.Module) -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_lm_loads_into_weightless_layers_as_into_torch_layers(weightless, dtype):
     classic = load_lm(TINY_LM, dtype=dtype).model
-    lazy = load_lm(TINY_LM, dtype=dtype, operations=weightless).model
+    lazy = load_lm(TINY_LM, dtype=dtype, storage=WeightStorage(operations=weightless)).model
     same_tensors(classic, lazy)
     assert type(lazy.backbone.layers[0].attn.q_proj).__module__.startswith("comfy")
     assert not any(p.requires_grad for p in lazy.parameters())
@@ -72,7 +73,7 @@ def test_lm_loads_into_weightless_layers_as_into_torch_layers(weightless, dtype)
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_codec_loads_into_weightless_layers_as_into_torch_layers(weightless, dtype):
-    same_tensors(load_codec(TINY_CODEC, dtype=dtype), load_codec(TINY_CODEC, dtype=dtype, operations=weightless))
+    same_tensors(load_codec(TINY_CODEC, dtype=dtype), load_codec(TINY_CODEC, dtype=dtype, storage=WeightStorage(operations=weightless)))
 
 
 def broken_copy(tmp_path: Path, source: Path, edit) -> Path:
@@ -103,12 +104,12 @@ def test_a_damaged_checkpoint_gets_the_same_single_error_with_weightless_layers(
         shutil.copy(TINY_CKPT / "gen_config.json", tmp_path)
 
         def load(ops):
-            return load_lm(folder, operations=ops)
+            return load_lm(folder, storage=WeightStorage(operations=ops))
     else:
         folder = broken_copy(tmp_path, TINY_CODEC, codec_damage)
 
         def load(ops):
-            return load_codec(folder, operations=ops)
+            return load_codec(folder, storage=WeightStorage(operations=ops))
     with pytest.raises(CheckpointError) as classic:
         load(None)
     with pytest.raises(CheckpointError) as lazy:
@@ -136,10 +137,11 @@ sys.path.insert(0, sys.argv[3])
 import comfy.memory_management, comfy.ops
 comfy.memory_management.aimdo_enabled = True
 from heartmula_core.lm.load import load_lm
+from heartmula_core.quant.plan import WeightStorage
 torch.set_num_threads(1)
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[sys.argv[2]]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-lm = load_lm(sys.argv[1], dtype=dtype, operations=comfy.ops.disable_weight_init)
+lm = load_lm(sys.argv[1], dtype=dtype, storage=WeightStorage(operations=comfy.ops.disable_weight_init))
 assert lm.model.backbone.layers[0].attn.q_proj.weight.dtype == dtype
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(before * 1024, peak * 1024)
@@ -161,7 +163,8 @@ def test_weightless_load_keeps_one_copy_in_memory(big_checkpoint, dtype, limit):
 
 def run_chain(pack, home):
     """Load both models through the nodes, sample a batch of two, decode: (codes, lengths, audio)."""
-    from heartmula_pack.nodes import conditioning, decoding, loaders, sampling
+    from heartmula_pack.nodes import conditioning, decoding, loaders
+    from heartmula_pack.nodes import sampler as sampling
 
     lm, = home.run(loaders.LoadHeartMuLaLM, model=LM_NAME, dtype="auto", download_if_missing=False)
     codec, = home.run(loaders.LoadHeartCodec, codec=CODEC_NAME, dtype="fp32", download_if_missing=False)

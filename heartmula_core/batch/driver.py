@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HeartMuLaError
-from .jobs import Job, describe_problems, parse_jobs
+from .jobs import NAMES, Job, describe_problems, parse_jobs
 from .manifest import Manifest, OutputLock, check_against_manifest, remove_partials
 from .outputs import check_format, record_job
 from .progress import RunProgress
@@ -34,6 +34,7 @@ class BatchOptions:
     ray: str | None = None  # None: embedded; "local": start a local cluster; else an address ("auto", host:port)
     workers: int | None = None
     cpus_per_worker: int = 1
+    weight_dtype: str = "default"  # how the workers hold both models' weights (--weight-dtype)
 
 
 @dataclass
@@ -57,20 +58,23 @@ class BatchSummary:
 
 
 def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str) -> None:
-    """Every prompt fits the LM's context with its length limit; needs only tokenizer.json and config.json."""
-    from ..lm.budget import check_fits, frames_for_seconds
-    from ..lm.config import GenConfig, HeartMuLaConfig
-    from ..lm.load import load_tokenizer, resolve_lm_folder
-    from ..lm.prompt import build_prompt
+    """Every pending job's song plan, with the tokenizer and config only (no weights): prompt plus
+    length against the context, the songs to continue against the LM. Memory is the workers' check,
+    on their own devices."""
+    import torch
 
-    files = resolve_lm_folder(model_dir)
-    tokenizer, gen_config = load_tokenizer(files.tokenizer), GenConfig.from_file(files.gen_config)
-    config = HeartMuLaConfig.from_file(files.config)
+    from ..song import LMFolder, plan_song, prompt_for, read_start
+
+    class Unloaded(LMFolder):
+        def check_memory(self, needed: int, what: str, fix: str) -> None:
+            pass
+
+    lm = Unloaded(model_dir, torch.device("cpu"), torch.float32)
     problems = []
     for job in jobs:
         try:
-            check_fits(config, build_prompt(tokenizer, gen_config, job.tags, job.lyrics),
-                       frames_for_seconds(job.seconds))
+            plan_song(lm, prompt_for(lm, job.tags, job.lyrics), job.settings, read_start(job.settings, NAMES),
+                      names=NAMES)
         except HeartMuLaError as exc:
             problems.append((job.line, f"job '{job.id}': {exc}"))
     if problems:
@@ -78,7 +82,8 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str) -> None:
 
 
 def make_runner(opts: BatchOptions):
-    spec = WorkerSpec(opts.model_dir, opts.device, opts.dtype, opts.threads, opts.offload)
+    spec = WorkerSpec(opts.model_dir, opts.device, opts.dtype, opts.threads, opts.offload,
+                      weight_dtype=opts.weight_dtype)
     if opts.ray is None:
         from .local import LocalRunner
 

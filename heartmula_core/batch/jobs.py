@@ -3,32 +3,40 @@
     {"id": "song-1", "tags": "piano,happy", "lyrics": "[Verse] ...", "seconds": 60, "seed": 1}
 
 plus optional ``temperature``, ``top_k``, ``cfg``, ``decode_steps``, ``decode_guidance``,
-``decode_seed`` (default: ``seed``) and ``batch`` (songs of this prompt sampled together). Every
-problem of every line is collected and reported at once, each with its line number, so a file of
-hundreds of jobs is fixed in one pass. Ids become file names, so they are restricted to a portable set.
+``decode_seed`` (default: ``seed``), ``batch`` (songs of this prompt sampled together),
+``continue_from`` (a codes file, relative to the jobs file) and ``keep_seconds``. A line only
+translates into the song path's settings (``FIELDS``: ``cfg`` is ``cfg_scale``); their ranges are
+the song path's (settings.py), so a line is refused here exactly when ``sample`` / ``generate``
+would refuse the same values. Every problem of every line is reported at once, each with its line
+number, so a file of hundreds of jobs is fixed in one pass. Ids become file names, so they are
+restricted to a portable set.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import HeartMuLaError
-from ..settings import MAX_SEED
+from ..settings import MAX_SEED, KNOBS, SongSettings, check
 from ..text_input import text_or_file
 
-MAX_BATCH = 64
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 REQUIRED = ("id", "tags", "lyrics", "seconds", "seed")
-SETTINGS = {  # optional field -> default (the `sample` / `generate` command line defaults)
-    "temperature": 1.0, "top_k": 50, "cfg": 1.5, "decode_steps": 10, "decode_guidance": 1.25,
-    "decode_seed": None, "batch": 1,
+FIELDS = {  # a jobs-file field -> the song path's knob
+    "seconds": "seconds", "seed": "seed", "temperature": "temperature", "top_k": "top_k", "cfg": "cfg_scale",
+    "decode_steps": "decode_steps", "decode_guidance": "decode_guidance", "decode_seed": "decode_seed",
+    "batch": "batch_size", "continue_from": "continue_from", "keep_seconds": "keep_seconds",
 }
+OPTIONAL = tuple(f for f in FIELDS if f not in REQUIRED)
+NAMES = {knob: f"'{field}'" for field, knob in FIELDS.items()}  # messages name the field
+NAMES.update({"dtype": "--dtype", "weight_dtype": "--weight-dtype", "device": "--device"})
 MAX_REPORTED = 30
+
+__all__ = ["MAX_SEED", "Job", "JobsError", "parse_jobs"]
 
 
 class JobsError(HeartMuLaError):
@@ -40,22 +48,23 @@ class Job:
     id: str
     tags: str
     lyrics: str
-    seconds: float
-    seed: int
-    temperature: float = 1.0
-    top_k: int = 50
-    cfg: float = 1.5
-    decode_steps: int = 10
-    decode_guidance: float = 1.25
-    decode_seed: int = 0
-    batch: int = 1
+    settings: SongSettings  # checked; continue_from resolved against the jobs file's folder
     line: int = 0
+    fields: tuple = ()  # (field, value) as the line (or a command-line default) gave them
 
-    def settings(self) -> dict:
-        """What, besides tags and lyrics, decides the output (recorded in the manifest)."""
-        out = asdict(self)
-        for key in ("id", "tags", "lyrics", "line"):
-            out.pop(key)
+    @property
+    def batch(self) -> int:
+        return self.settings.batch_size
+
+    def recorded(self) -> dict:
+        """What, besides tags and lyrics, decides the output, by field name (kept in the manifest;
+        the optional fields only when given, so manifests of earlier runs still match)."""
+        s = self.settings
+        out = {"seconds": s.seconds, "seed": s.seed, "temperature": s.temperature, "top_k": s.top_k,
+               "cfg": s.cfg_scale, "decode_steps": s.decode_steps, "decode_guidance": s.decode_guidance,
+               "decode_seed": s.decoder_seed, "batch": s.batch_size}
+        given = dict(self.fields)
+        out.update({k: given[k] for k in ("continue_from", "keep_seconds") if given.get(k) is not None})
         return out
 
     def output_stems(self) -> list[str]:
@@ -63,38 +72,33 @@ class Job:
         return [self.id] if self.batch == 1 else [f"{self.id}_{i}" for i in range(self.batch)]
 
 
-def _number(value, name: str, *, integer: bool, low=None, high=None, low_open=False) -> str | None:
-    """None when ``value`` is valid, else what is wrong with it."""
+def _type_problem(value, name: str) -> str | None:
+    """What a JSON value lacks to be read as knob ``name`` (its range is the song path's)."""
+    if FIELDS[name] == "continue_from":
+        return None if isinstance(value, str) and value.strip() else \
+            f"'{name}' must be the path of a codes file, got {json.dumps(value)[:40]}"
+    whole = KNOBS[FIELDS[name]].whole
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"'{name}' must be a {'whole number' if integer else 'number'}, got {json.dumps(value)}"
-    if integer and not isinstance(value, int):
-        return f"'{name}' must be a whole number (write {int(value)} rather than {value})" if float(value).is_integer() \
-            else f"'{name}' must be a whole number, got {value}"
-    if not math.isfinite(value):
-        return f"'{name}' must be a finite number, got {value}"
-    if low is not None and (value <= low if low_open else value < low):
-        return f"'{name}' must be {'>' if low_open else '>='} {low}, got {value}"
-    if high is not None and value > high:
-        return f"'{name}' must be <= {high}, got {value}"
+        return f"'{name}' must be a {'whole number' if whole else 'number'}, got {json.dumps(value)[:40]}"
+    if whole and not isinstance(value, int):
+        return f"'{name}' must be a whole number (write {int(value)} rather than {value})" \
+            if float(value).is_integer() else f"'{name}' must be a whole number, got {value}"
     return None
 
 
-CHECKS = {
-    "seconds": dict(integer=False, low=0.04),  # at least one 80 ms frame
-    "seed": dict(integer=True, low=0, high=MAX_SEED),
-    "temperature": dict(integer=False, low=0, low_open=True),
-    "top_k": dict(integer=True, low=1),
-    "cfg": dict(integer=False, low=0),
-    "decode_steps": dict(integer=True, low=1, high=1000),
-    "decode_guidance": dict(integer=False, low=0),
-    "decode_seed": dict(integer=True, low=0, high=MAX_SEED),
-    "batch": dict(integer=True, low=1, high=MAX_BATCH),
-}
+def _value_problem(name: str, value) -> str | None:
+    problem = _type_problem(value, name)
+    if problem is None and FIELDS[name] in KNOBS:
+        try:
+            check(FIELDS[name], value, f"'{name}'")
+        except HeartMuLaError as exc:
+            return str(exc)
+    return problem
 
 
 def _id_problem(value) -> str | None:
     if not isinstance(value, str):
-        return f"'id' must be a string, got {json.dumps(value)}"
+        return f"'id' must be a string, got {json.dumps(value)[:40]}"
     if not SAFE_ID.match(value) or value.endswith("."):
         return (f"'id' {json.dumps(value)} cannot be used as a file name: use 1-100 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit and not ending with '.'")
@@ -117,31 +121,47 @@ def _text_problem(record: dict, name: str) -> str | None:
     return None
 
 
-def _check_record(record, defaults: dict) -> tuple[Job | None, list[str]]:
-    """One parsed line -> (Job, []) or (None, problems)."""
-    if not isinstance(record, dict):
-        return None, [f"expected a JSON object {{\"id\": ..., \"tags\": ...}}, got {type(record).__name__}"]
+def _problems(record: dict) -> list[str]:
     problems = [f"missing field '{k}'" for k in REQUIRED if k not in record]
-    unknown = sorted(set(record) - set(REQUIRED) - set(SETTINGS))
+    unknown = sorted(set(record) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
         problems.append(f"unknown field(s) {', '.join(repr(k) for k in unknown)}; "
-                        f"known: {', '.join(REQUIRED + tuple(SETTINGS))}")
+                        f"known: {', '.join(REQUIRED + OPTIONAL)}")
     if "id" in record:
         problems.append(_id_problem(record["id"]))
     for name in ("tags", "lyrics"):
         if name in record:
             problems.append(_text_problem(record, name))
-    for name, check in CHECKS.items():
-        if record.get(name) is not None:
-            problems.append(_number(record[name], name, **check))
-    problems = [p for p in problems if p]
+    problems += [_value_problem(name, record[name]) for name in FIELDS if record.get(name) is not None]
+    return [p for p in problems if p]
+
+
+def _settings(values: dict, folder: Path) -> SongSettings:
+    """The line's song settings, checked; a song to continue is read (its lengths against keep_seconds)."""
+    from ..song import read_start
+
+    knobs = {FIELDS[k]: v for k, v in values.items() if k in FIELDS and v is not None}
+    if "continue_from" in knobs:
+        knobs["continue_from"] = str(folder / Path(knobs["continue_from"]).expanduser())
+    settings = SongSettings(**knobs).checked(NAMES)
+    read_start(settings, NAMES)
+    return settings
+
+
+def _check_record(record, defaults: dict, folder: Path) -> tuple[Job | None, list[str]]:
+    """One parsed line -> (Job, []) or (None, problems)."""
+    if not isinstance(record, dict):
+        return None, [f"expected a JSON object {{\"id\": ..., \"tags\": ...}}, got {type(record).__name__}"]
+    problems = _problems(record)
     if problems:
         return None, problems
-    values = {**SETTINGS, **defaults, **{k: v for k, v in record.items() if v is not None}}
-    if values["decode_seed"] is None:
-        values["decode_seed"] = values["seed"]
-    values["seconds"] = float(values["seconds"])
-    return Job(**{k: values[k] for k in REQUIRED + tuple(SETTINGS)}), []
+    values = {**defaults, **{k: v for k, v in record.items() if v is not None}}
+    try:
+        settings = _settings(values, folder)
+    except HeartMuLaError as exc:
+        return None, [str(exc)]
+    given = tuple((k, values[k]) for k in FIELDS if k in values)
+    return Job(values["id"], values["tags"], values["lyrics"], settings, fields=given), []
 
 
 def _clashes(jobs: list[Job]) -> list[tuple[int, str]]:
@@ -158,13 +178,19 @@ def _clashes(jobs: list[Job]) -> list[tuple[int, str]]:
     return problems
 
 
+def check_defaults(defaults: dict) -> dict:
+    """The command line's defaults for optional fields (None: not given), in their ranges."""
+    defaults = {k: v for k, v in (defaults or {}).items() if v is not None}
+    bad = [_value_problem(k, v) for k, v in defaults.items()]
+    if any(bad):
+        raise JobsError("Bad default setting: " + "; ".join(b for b in bad if b))
+    return defaults
+
+
 def parse_jobs(path: str | Path, defaults: dict | None = None) -> list[Job]:
     """Read and check the whole jobs file; raise JobsError listing every bad line."""
     path = Path(path)
-    defaults = {k: v for k, v in (defaults or {}).items() if v is not None}
-    bad = [_number(v, k, **CHECKS[k]) for k, v in defaults.items()]
-    if any(bad):
-        raise JobsError("Bad default setting: " + "; ".join(b for b in bad if b))
+    defaults = check_defaults(defaults)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -176,9 +202,9 @@ def parse_jobs(path: str | Path, defaults: dict | None = None) -> list[Job]:
         try:
             record = json.loads(text)
         except ValueError as exc:
-            problems.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            problems.append((number, f"not valid JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})"))
             continue
-        job, bad = _check_record(record, defaults)
+        job, bad = _check_record(record, defaults, path.parent)
         problems += [(number, p) for p in bad]
         if job is not None:
             jobs.append(replace(job, line=number))
@@ -193,7 +219,7 @@ def parse_jobs(path: str | Path, defaults: dict | None = None) -> list[Job]:
 
 def describe_problems(path, problems: list[tuple[int, str]]) -> str:
     problems = sorted(problems)
-    shown = [f"  line {n}: {p}" for n, p in problems[:MAX_REPORTED]]
+    shown_lines = [f"  line {n}: {p}" for n, p in problems[:MAX_REPORTED]]
     if len(problems) > MAX_REPORTED:
-        shown.append(f"  ... and {len(problems) - MAX_REPORTED} more")
-    return f"{path}: {len(problems)} problem(s); nothing was run:\n" + "\n".join(shown)
+        shown_lines.append(f"  ... and {len(problems) - MAX_REPORTED} more")
+    return f"{path}: {len(problems)} problem(s); nothing was run:\n" + "\n".join(shown_lines)

@@ -73,7 +73,7 @@ def check_against_manifest(jobs: list[Job], done: dict[str, dict], manifest_path
         entry = done.get(job.id)
         if entry is None:
             continue
-        changed = [k for k, v in job.settings().items() if entry.get("settings", {}).get(k) != v]
+        changed = [k for k, v in job.recorded().items() if entry.get("settings", {}).get(k) != v]
         if entry.get("prompt_sha256") != prompt_digest(job):
             changed.append("tags/lyrics")
         if changed:

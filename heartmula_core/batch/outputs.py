@@ -54,7 +54,7 @@ def manifest_entry(job: Job, result: SongResult, audio: list[str], write_seconds
         "line": job.line,
         "audio": audio,
         "codes": codes_name(job),
-        "settings": job.settings(),
+        "settings": job.recorded(),
         "prompt_sha256": prompt_digest(job),
         "prompt_tokens": result.prompt_tokens,
         "lengths_frames": [int(n) for n in result.lengths],

@@ -1,24 +1,23 @@
-"""One worker: the LM and the codec loaded once, then job after job (sample, then decode).
+"""One worker: the LM and the codec loaded once, then job after job through the song path.
 
 The same class runs embedded (batch/local.py) and inside a Ray actor (batch/ray_runner.py); it
 never writes files: it returns codes and the float waveform, and the driver alone writes outputs
-and the manifest. Each job is computed exactly as ``python -m heartmula_core generate`` would with
-the same settings (the decode generator is seeded with ``decode_seed``, by default the job's seed),
-so a job's files never depend on which worker ran it or what else was in the jobs file.
+and the manifest. Each job runs the song path ``generate`` runs (song.plan_song, song.make_song)
+with the job's settings, so a job gives exactly what ``python -m heartmula_core generate`` (or
+``sample`` and ``decode``) gives with the same settings, whichever worker ran it and whatever else
+was in the jobs file.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..codes import samples_for
-from .jobs import Job
+from .jobs import NAMES, Job
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,7 @@ class WorkerSpec:
     threads: int | None = None  # torch CPU threads (None: leave torch's default)
     offload: bool = False  # keep only the model in use on the device, the other in CPU memory
     label: str = "local"
+    weight_dtype: str = "default"  # how both models hold their weights (fp8: the LM and the codec's transformer)
 
 
 @dataclass
@@ -49,20 +49,21 @@ class SongMaker:
 
     def __init__(self, spec: WorkerSpec):
         from ..checkpoints.folders import codec_folder_near
-        from ..codec import load_codec
-        from ..lm.load import load_lm
+        from ..quant.plan import WeightStorage
         from ..runtime import pick_device, pick_dtype
+        from ..song import CodecFolder, LMFolder
 
         if spec.threads:
             torch.set_num_threads(spec.threads)
         self.spec = spec
         self.device = pick_device(spec.device)
         codec_dir = codec_folder_near(spec.model_dir)  # fail before the slow LM load if it is missing
-        lm_dtype = pick_dtype(spec.dtype, self.device)
-        codec_dtype = pick_dtype(spec.dtype, self.device, default_gpu=torch.float32)
+        storage = WeightStorage.named(spec.weight_dtype)
         park = torch.device("cpu") if spec.offload else self.device
-        self.lm = load_lm(spec.model_dir, device=self.device, dtype=lm_dtype)
-        self.codec = load_codec(codec_dir, device=park, dtype=codec_dtype)
+        self.lm = LMFolder(spec.model_dir, self.device, pick_dtype(spec.dtype, self.device), storage)
+        self.codec = CodecFolder(codec_dir, park, pick_dtype(spec.dtype, self.device, default_gpu=torch.float32),
+                                 storage)
+        self.lm.load(), self.codec.load()
         self.name = f"{spec.label} {socket.gethostname()}:{os.getpid()} {self.device.type}"
 
     def describe(self) -> str:
@@ -76,35 +77,17 @@ class SongMaker:
                 torch.cuda.empty_cache()
             active.to(self.device)
 
-    def sample(self, job: Job):
-        from ..lm.budget import frames_for_seconds
-        from ..lm.generate import generate
-        from ..lm.prompt import build_prompt
-
-        self._on_device(self.lm.model, self.codec)
-        prompt = build_prompt(self.lm.tokenizer, self.lm.gen_config, job.tags, job.lyrics)
-        result = generate(self.lm.model, prompt, max_frames=frames_for_seconds(job.seconds),
-                          eos_id=self.lm.gen_config.audio_eos_id, temperature=job.temperature, top_k=job.top_k,
-                          cfg_scale=job.cfg, batch_size=job.batch, seed=job.seed, device=self.device)
-        return result.codes, result.lengths, prompt.length
-
-    def decode(self, job: Job, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        from ..codec import decode
-
-        self._on_device(self.codec, self.lm.model)
-        return decode(self.codec, codes, lengths, steps=job.decode_steps, guidance=job.decode_guidance,
-                      generator=torch.Generator().manual_seed(job.decode_seed))
-
     def make(self, job: Job) -> SongResult:
-        t0 = time.perf_counter()
-        codes, lengths, prompt_tokens = self.sample(job)
-        t1 = time.perf_counter()
-        waveform = self.decode(job, codes, lengths)
-        t2 = time.perf_counter()
-        rate = self.codec.config.sample_rate
-        samples = [samples_for(n, rate) for n in lengths.tolist()]
-        return SongResult(codes.numpy(), lengths.numpy(), waveform.numpy(), samples, rate, prompt_tokens,
-                          t1 - t0, t2 - t1, self.name)
+        from ..song import make_song, plan_song, prompt_for, read_start
+
+        prompt = prompt_for(self.lm, job.tags, job.lyrics)
+        plan = plan_song(self.lm, prompt, job.settings, read_start(job.settings, NAMES),
+                         self.codec.config.codebook_size, NAMES)
+        self._on_device(self.lm.model, self.codec.model)
+        song = make_song(self.lm, self.codec, plan, between=lambda: self._on_device(self.codec.model, self.lm.model))
+        audio = song.audio
+        return SongResult(song.codes.numpy(), song.lengths.numpy(), audio.waveform.numpy(), audio.samples,
+                          audio.sample_rate, prompt.length, song.lm_seconds, song.codec_seconds, self.name)
 
 
 @dataclass

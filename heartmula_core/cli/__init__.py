@@ -1,4 +1,5 @@
-"""The command line, ``python -m heartmula_core``: one module per command (sample.py; decode.py for
-``decode`` and ``generate``; batch.py, which runs the batch package; quantize.py, which also defines
-``--weight-dtype``), the checks that run before any model loads (checks.py) and a
-terminal progress bar (progress.py); main.py parses and turns errors into one line."""
+"""The command line, ``python -m heartmula_core``: one module per command (sample.py, decode.py,
+generate.py, batch.py, quantize.py), the flags and their translation into the song path's settings
+(options.py), the output checks that run before any model loads (checks.py), ``--download``
+(first_run.py) and a terminal progress bar (progress.py); main.py parses and turns errors into one
+line."""

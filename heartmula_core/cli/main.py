@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from ..errors import HeartMuLaError
-from . import batch, decode, quantize, sample
+from . import batch, decode, generate, quantize, sample
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.register(sub)
     batch.register(sub)
     decode.register(sub)
+    generate.register(sub)
     quantize.register(sub)
     return parser
 

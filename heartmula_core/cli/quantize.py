@@ -4,12 +4,10 @@ The weights ``weight_plan`` holds in fp8 when loading with ``--weight-dtype`` ar
 a per-tensor scale (quant/writer.py, ComfyUI's ``weight_scale`` + ``comfy_quant`` layout); config.json
 (and an LM's tokenizer.json and gen_config.json) go beside them, so the output is a model folder
 like the input. Loading it gives the same weights as loading the input with ``--weight-dtype``.
-Also here: the ``--weight-dtype`` option of sample / generate / decode.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..checkpoints.folders import is_kind, weight_files
@@ -19,7 +17,8 @@ from ..errors import OutputError
 from ..lm.config import HeartMuLaConfig
 from ..lm.load import resolve_lm_folder
 from ..lm.load import weight_plan as lm_weight_plan
-from ..quant import formats, store
+from ..quant import formats
+from ..quant.plan import CHECKPOINT
 from ..quant.writer import write_checkpoint
 
 FP8_CHOICES = tuple(c for c in formats.WEIGHT_DTYPE_CHOICES if c != "default")
@@ -34,10 +33,10 @@ def quantize(model_dir: str | Path, out: str | Path, weight_dtype: str = "fp8_e4
                           f"got {weight_dtype}.")
     folder = Path(model_dir).expanduser()
     if is_kind(folder, "codec"):
-        _, plan = codec_weight_plan(CodecConfig.from_folder(folder), fp8, store.CHECKPOINT)
+        _, plan = codec_weight_plan(CodecConfig.from_folder(folder), fp8, CHECKPOINT)
         return write_checkpoint(folder, weight_files(folder, "codec"), plan, [folder / "config.json"], out, "codec")
     files = resolve_lm_folder(folder)
-    _, plan = lm_weight_plan(HeartMuLaConfig.from_file(files.config), fp8, store.CHECKPOINT)
+    _, plan = lm_weight_plan(HeartMuLaConfig.from_file(files.config), fp8, CHECKPOINT)
     return write_checkpoint(files.folder, files.weights, plan, [files.config, files.tokenizer, files.gen_config],
                             out, "lm")
 
@@ -48,13 +47,6 @@ def cmd_quantize(args) -> int:
           f"{done['in_bytes'] / 1e9:.2f} GB -> {done['out_bytes'] / 1e9:.2f} GB "
           f"({done['out_bytes'] / max(1, done['in_bytes']):.3f} x)")
     return 0
-
-
-def add_weight_dtype_option(p: argparse.ArgumentParser, what: str) -> None:
-    """``--weight-dtype`` of sample / generate / decode: how ``what`` holds its weights."""
-    p.add_argument("--weight-dtype", default="default", choices=formats.WEIGHT_DTYPE_CHOICES,
-                   help=f"default: {what} in --dtype; fp8_e4m3fn / fp8_e5m2: stored in fp8 (about half of bf16), "
-                        "cast to --dtype per layer")
 
 
 def register(subparsers) -> None:

@@ -29,8 +29,8 @@ class FrameSampler:
         # ids the codec accepts, plus EOS after the first frame (a song has at least one frame); None: all
         self.allowed_first = vocab.allowed(device, with_eos=False) if vocab else None
         self.allowed = vocab.allowed(device) if vocab else None
-        self.cfg = cfg_scale if cfg_scale != 1.0 else None
-        self.rows = songs * (2 if self.cfg is not None else 1)
+        self.cfg_scale = cfg_scale if cfg_scale != 1.0 else None  # None: no guidance rows
+        self.rows = songs * (2 if self.cfg_scale is not None else 1)
         self.top_k, self.temperature, self.generator = top_k, temperature, generator
         self.device, self.dtype = device, dtype
         c = model.config
@@ -48,7 +48,7 @@ class FrameSampler:
 
     def _sample(self, logits: torch.Tensor, race: torch.Tensor, allowed) -> torch.Tensor:
         """Sample once per song from guided logits and share the token with its CFG twin: [R]."""
-        tokens = sample_top_k(guide(logits, self.songs, self.cfg), self.top_k, self.temperature, race, allowed)
+        tokens = sample_top_k(guide(logits, self.songs, self.cfg_scale), self.top_k, self.temperature, race, allowed)
         return tokens.repeat(self.rows // self.songs)
 
     def _frame_from_hidden(self, last_h: torch.Tensor, race: torch.Tensor, allowed) -> torch.Tensor:
@@ -75,7 +75,7 @@ class FrameSampler:
         """Run the backbone over the prompt and the kept frames in one pass, filling the cache; last
         hidden state [R, D]."""
         text = prompt.tokens[:, -1].to(self.device).expand(self.rows, -1)
-        uncond = torch.arange(self.rows, device=self.device) >= self.songs if self.cfg is not None else \
+        uncond = torch.arange(self.rows, device=self.device) >= self.songs if self.cfg_scale is not None else \
             torch.zeros(self.rows, dtype=torch.bool, device=self.device)
         x = self.model.embed_prompt(text, prompt.muq_index, uncond, self.dtype)
         if kept is not None:

@@ -15,8 +15,8 @@ import torch
 
 from ..checkpoints.folders import find_shared, resolve_folder, weight_files
 from ..errors import CheckpointError
-from ..quant import layers as fp8_layers
-from ..quant import store
+from ..quant.plan import CORE, HostLayout, WeightPlan, WeightStorage, lm_candidates, plan_for
+from ..quant.source import prepare
 from ..weights import TensorSource, load_into, tensor_shapes
 from .config import GenConfig, HeartMuLaConfig
 from .model import HeartMuLa
@@ -62,31 +62,29 @@ def build_lm(config: HeartMuLaConfig, operations=None, device="meta") -> HeartMu
         return HeartMuLa(config, operations)
 
 
-def weight_plan(config: HeartMuLaConfig, weight_dtype: torch.dtype | None,
-                layout: store.HostLayout = store.CORE) -> tuple[dict, store.WeightPlan]:
+def weight_plan(config: HeartMuLaConfig, fp8: torch.dtype | None,
+                layout: HostLayout = CORE) -> tuple[dict, WeightPlan]:
     """The architecture's tensors (name -> shape, from a torch.nn build: a host's layers may be
-    built weightless) and which of them are held in ``weight_dtype`` (fp8; None: none)."""
+    built weightless) and which of them are held in ``fp8`` (an fp8 dtype; None: none)."""
     reference = build_lm(config)
-    return tensor_shapes(reference), store.plan_for(store.lm_candidates(reference), weight_dtype, layout)
+    return tensor_shapes(reference), plan_for(lm_candidates(reference), fp8, layout)
 
 
-def load_lm(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32, operations=None,
-            weight_dtype: torch.dtype | None = None, layout: store.HostLayout = store.CORE) -> LoadedLM:
+def load_lm(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32,
+            storage: WeightStorage = WeightStorage()) -> LoadedLM:
     """Load an LM folder onto ``device`` with floating weights in ``dtype``.
 
-    ``weight_dtype`` (an fp8 dtype) holds the Linear and Embedding weights in fp8, cast to ``dtype``
-    per call, converted tensor by tensor while loading; ``operations`` then default to the core's
-    fp8 layers, and a host passing its own says how they take scales (``layout``). An fp8
-    checkpoint loads either way (dequantized to ``dtype`` without ``weight_dtype``).
+    ``storage`` says how the weights are held: with ``storage.fp8`` the Linear and Embedding
+    weights are held in fp8 and cast to ``dtype`` per call, converted tensor by tensor while
+    loading, in the layers ``storage`` names (the core's fp8 layers unless a host passes its own).
+    An fp8 checkpoint loads either way (dequantized to ``dtype`` without ``storage.fp8``).
     """
     files = resolve_lm_folder(path)
     config = HeartMuLaConfig.from_file(files.config)
     gen_config = GenConfig.from_file(files.gen_config, config)
     tokenizer = load_tokenizer(files.tokenizer)
-    if operations is None and weight_dtype is not None:
-        operations = fp8_layers.operations(dtype)
-    model = build_lm(config, operations)
-    shapes, plan = weight_plan(config, weight_dtype, layout)
+    model = build_lm(config, storage.layers(dtype))
+    shapes, plan = weight_plan(config, storage.fp8, storage.layout)
     source = TensorSource.from_files(files.weights, ", ".join(str(f) for f in files.weights))
-    load_into(model, **store.prepare(source, lambda _key: dtype, shapes, plan), device=device)
+    load_into(model, **prepare(source, lambda _key: dtype, shapes, plan), device=device)
     return LoadedLM(model, tokenizer, gen_config, config, files)

@@ -10,7 +10,7 @@ from .layers import Transformer, default_operations
 
 
 class HeartMuLa(nn.Module):
-    """Weights and the pure functions of one frame; the generation loop lives in generate.py.
+    """Weights and the pure functions of one frame; the generation loop lives in generation.py.
 
     Every frame position holds 8 audio tokens + 1 text token. Prompt positions use the text token
     only, generated positions the 8 audio tokens only; a position's input is the sum of the

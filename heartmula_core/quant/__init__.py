@@ -1,7 +1,8 @@
-"""fp8 weight storage: formats and scales (``formats``), which weights and how hosts take them
-(``store``), the core's cast-per-call layers (``layers``), converting while reading (``reading``),
+"""fp8 weight storage: formats and scales (``formats``), which weights, how layers take them and
+the one value a front door passes (``plan``: ``WeightStorage``), reading any checkpoint that way
+(``source``), the core's cast-per-call layers (``layers``), converting while reading (``reading``),
 fp8 checkpoints (``writer``; the command is cli/quantize.py). ``lm/load.py`` and ``codec/load.py``
-load through ``store.prepare``.
+load through ``source.prepare``.
 
 Cheap to import: only torch and the core's own modules.
 """

@@ -18,12 +18,12 @@ import json
 import torch
 
 from ..errors import CheckpointError, SettingsError
+from ..settings import WEIGHT_DTYPE_CHOICES
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
 FP8_DTYPES = (E4M3, E5M2)
 
-WEIGHT_DTYPE_CHOICES = ("default", "fp8_e4m3fn", "fp8_e5m2")
 _BY_NAME = {"fp8_e4m3fn": E4M3, "fp8_e5m2": E5M2}
 
 COMFY_FORMATS = {E4M3: "float8_e4m3fn", E5M2: "float8_e5m2"}

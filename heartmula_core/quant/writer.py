@@ -2,7 +2,7 @@
 model's files and plan, see cli/quantize.py).
 
 The output has the input's layout (one model.safetensors, or the same shards + index) with the
-weights ``store`` picks in fp8, each with ``<layer>.weight_scale`` (float32) and
+weights ``plan`` picks in fp8, each with ``<layer>.weight_scale`` (float32) and
 ``<layer>.comfy_quant`` (ComfyUI's marker; a bare matrix such as ``audio_head`` gets
 ``audio_head_scale`` only); every other tensor is copied byte for byte. config.json (and, for an
 LM, tokenizer.json and gen_config.json) go beside it. Tensors are converted and written one at a
@@ -26,7 +26,8 @@ from ..atomic import atomic_write_all, check_free_space, output_target
 from ..errors import CheckpointError, OutputError
 from ..safetensors_header import DTYPES, TensorEntry, read_entries
 from ..weights import TensorSource
-from . import store
+from .plan import CHECKPOINT, WeightPlan
+from .source import OLD_INPUT_SCALE, OLD_MARKERS, QuantizingSource
 
 CODES = {dtype: code for code, dtype in DTYPES.items()}
 COPY_BYTES = 64 << 20
@@ -44,13 +45,13 @@ class _Out:
         return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()
 
 
-def _layout(entries: dict[str, TensorEntry], plan: store.WeightPlan, source: store.QuantizingSource) -> list[_Out]:
+def _layout(entries: dict[str, TensorEntry], plan: WeightPlan, source: QuantizingSource) -> list[_Out]:
     """The tensors of one output shard, in file order (widest items first keeps every tensor aligned)."""
-    dropped = set(store.OLD_MARKERS)
+    dropped = set(OLD_MARKERS)
     for key in plan.keys:
         dropped.update(k for k in (source.file_scale.get(key), source.file_marker.get(key)) if k)
         if key.endswith(".weight"):
-            dropped.add(key[: -len("weight")] + store.OLD_INPUT_SCALE)
+            dropped.add(key[: -len("weight")] + OLD_INPUT_SCALE)
     outs = []
     for name, entry in entries.items():
         if name in dropped:
@@ -88,8 +89,8 @@ def _copy_raw(src: TensorEntry, f) -> None:
             left -= len(chunk)
 
 
-def _shard_writer(entries: dict[str, TensorEntry], outs: list[_Out], plan: store.WeightPlan,
-                  source: store.QuantizingSource) -> Callable[[str], None]:
+def _shard_writer(entries: dict[str, TensorEntry], outs: list[_Out], plan: WeightPlan,
+                  source: QuantizingSource) -> Callable[[str], None]:
     def write(path: str) -> None:
         head = _header(outs)
         by_name = {o.name: o for o in outs}
@@ -116,17 +117,17 @@ def _check_out(out: Path, folder: Path) -> None:
         raise OutputError(f"--out {out} is the input folder; give a new folder for the fp8 checkpoint.")
 
 
-def write_checkpoint(folder: Path, files: list[Path], plan: store.WeightPlan, beside: list[Path],
+def write_checkpoint(folder: Path, files: list[Path], plan: WeightPlan, beside: list[Path],
                      out: str | Path, kind: str) -> dict:
     """Write the checkpoint in ``files`` (the weight files of ``folder``: one model.safetensors or
-    shards) to the new folder ``out`` with ``plan``'s weights in fp8 (a ``store.CHECKPOINT`` plan),
+    shards) to the new folder ``out`` with ``plan``'s weights in fp8 (a ``CHECKPOINT`` plan),
     ``beside`` copied next to them. Returns a summary: kind, input and output bytes, tensors converted."""
-    if plan.fp8 is None or plan.layout is not store.CHECKPOINT:
-        raise ValueError("write_checkpoint needs an fp8 plan in the store.CHECKPOINT layout")
+    if plan.fp8 is None or plan.layout is not CHECKPOINT:
+        raise ValueError("write_checkpoint needs an fp8 plan in the CHECKPOINT layout")
     out = Path(out).expanduser()
     _check_out(out, folder)
     shards = [read_entries(f) for f in files]
-    source = store.QuantizingSource(TensorSource({k: e for s in shards for k, e in s.items()}, str(folder)), plan)
+    source = QuantizingSource(TensorSource({k: e for s in shards for k, e in s.items()}, str(folder)), plan)
     layouts = [_layout(entries, plan, source) for entries in shards]
     items = [(output_target(out / f.name, "fp8 checkpoint"), ".safetensors", _shard_writer(e, o, plan, source))
              for f, e, o in zip(files, shards, layouts)]

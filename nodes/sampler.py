@@ -12,54 +12,39 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..heartmula_core.codes import FRAME_RATE
-from ..heartmula_core.lm.budget import check_fits, estimate_generation_bytes, frames_for_seconds
-from ..heartmula_core.lm.generate import generate
-from ..heartmula_core.lm.prefix import Prefix, kept_lengths, kept_per_song
-from ..heartmula_core.settings import MAX_SEED, check_sampling, check_seed
+from ..heartmula_core.settings import SongSettings
+from ..heartmula_core.song import plan_song, sample_song, song_start
 from . import memory
-from .base import CATEGORY, HeartMuLaNode
+from .base import CATEGORY, HeartMuLaNode, widget
 from .types import CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
 
 
 def sampling_inputs(seconds: float, seconds_tip: str, batch_tip: str) -> list:
     """The settings both nodes share: seed, length limit, temperature, top-k, guidance, batch."""
     return [
-        io.Int.Input("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True,
+        io.Int.Input("seed", default=0, **widget("seed"), control_after_generate=True,
                      tooltip="Random seed. The same seed and settings give the same song."),
-        io.Float.Input("seconds", default=seconds, min=1.0, max=600.0, step=1.0, tooltip=seconds_tip),
-        io.Float.Input("temperature", default=1.0, min=0.05, max=4.0, step=0.05,
+        io.Float.Input("seconds", default=seconds, **widget("seconds"), tooltip=seconds_tip),
+        io.Float.Input("temperature", default=1.0, **widget("temperature"),
                        tooltip="Randomness of each token; lower is safer, higher more varied."),
-        io.Int.Input("top_k", default=50, min=1, max=8192,
+        io.Int.Input("top_k", default=50, **widget("top_k"),
                      tooltip="Sample only among the k most likely tokens (1 = always the most likely)."),
-        io.Float.Input("cfg_scale", default=1.5, min=1.0, max=10.0, step=0.1,
+        io.Float.Input("cfg_scale", default=1.5, **widget("cfg_scale"),
                        tooltip="Classifier-free guidance: how strongly the tags and lyrics steer the "
                                "song. 1.0 turns guidance off and runs twice as fast."),
-        io.Int.Input("batch_size", default=1, min=1, max=64, tooltip=batch_tip),
+        io.Int.Input("batch_size", default=1, **widget("batch_size"), tooltip=batch_tip),
     ]
 
 
-def run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size, prefix: Prefix | None = None,
+def run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size, start=None,
            info: dict | None = None) -> io.NodeOutput:
-    """Check everything before any memory moves, load the LM, sample (continuing ``prefix``)."""
-    # ComfyUI's range checks let NaN through (every comparison with NaN is false): check here
-    check_seed(seed)
-    check_sampling(temperature, top_k, cfg_scale, batch_size)
-    max_frames = frames_for_seconds(seconds)
-    kept = kept_per_song(prefix, lm.config, lm.gen_config.audio_eos_id, batch_size)
-    check_fits(lm.config, prompt, max_frames, kept)
-    needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, len(kept) or batch_size, cfg_scale,
-                                       lm.dtype, kept)
-    device = memory.load_for_inference(lm.patcher, needed)
-    new_frames = max_frames - min(kept, default=0)
-    report = memory.progress_reporter(new_frames)
-    result = generate(
-        lm.model, prompt, max_frames=max_frames, eos_id=lm.gen_config.audio_eos_id, temperature=temperature,
-        top_k=top_k, cfg_scale=cfg_scale, batch_size=batch_size, seed=seed, device=device, dtype=lm.dtype,
-        on_frame=report, check_cancel=memory.check_cancel, prefix=prefix.codes if prefix else None,
-        prefix_lengths=prefix.lengths if prefix else None,
-    )
-    if result.frames_run < new_frames:  # ended by itself: a full bar (ComfyUI always sends a full one)
-        report(result.frames_run, result.frames_run)
+    """The song path with the node's widgets (their names are the song path's): check everything
+    before any memory moves, let ComfyUI load the LM, sample (continuing ``start``)."""
+    # ComfyUI's range checks let NaN through (every comparison with NaN is false): the song path checks
+    settings = SongSettings(seed=seed, seconds=seconds, temperature=temperature, top_k=top_k, cfg_scale=cfg_scale,
+                            batch_size=batch_size)
+    plan = plan_song(lm, prompt, settings, start)
+    result = sample_song(lm, plan, memory.progress_reporter(plan.new_frames), memory.check_cancel)
     info = {"model": lm.folder.name, "seed": str(seed), "tags": prompt.tags, "lyrics": prompt.lyrics,
             "temperature": str(temperature), "top_k": str(top_k), "cfg_scale": str(cfg_scale), **(info or {})}
     return io.NodeOutput(HeartMuLaCodes(result.codes, result.lengths, FRAME_RATE, info))
@@ -97,7 +82,7 @@ class HeartMuLaContinueSong(HeartMuLaNode):
     @classmethod
     def define_schema(cls):
         keep = io.Float.Input(
-            "keep_seconds", default=-1.0, min=-1.0, max=600.0, step=0.5,
+            "keep_seconds", default=-1.0, **widget("keep_seconds"),
             tooltip="-1 keeps each whole song and writes on (extend). N keeps the first N seconds and writes the "
                     "rest anew (a variation: another seed, another ending). Every song must be at least N s long.")
         song = CodesSocket.Input("continue_from", tooltip="The song(s) to continue: audio tokens from the Sampler "
@@ -116,10 +101,10 @@ class HeartMuLaContinueSong(HeartMuLaNode):
     @classmethod
     def execute(cls, lm, prompt, continue_from, keep_seconds: float, seed: int, seconds: float, temperature: float,
                 top_k: int, cfg_scale: float, batch_size: int) -> io.NodeOutput:
-        prefix = Prefix(continue_from.codes, kept_lengths(continue_from.lengths.tolist(), keep_seconds))
+        start = song_start(continue_from.codes, continue_from.lengths.tolist(), keep_seconds)
         origin = continue_from.info.get("file") or f"seed {continue_from.info.get('seed', '?')}"
         info = {"continued_from": origin, "keep_seconds": str(keep_seconds)}
-        return run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size, prefix, info)
+        return run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size, start, info)
 
 
 NODES = [HeartMuLaSampler, HeartMuLaContinueSong]

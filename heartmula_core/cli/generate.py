@@ -1,0 +1,44 @@
+"""`python -m heartmula_core generate`: lyrics + tags -> audio file (sample, then decode), with
+``--download`` for a first run. Everything that can be checked is checked before sampling: the
+settings of both halves, the model folders (fetched first with --download), every output path, and
+that the codec's codebook is the one the LM samples for."""
+
+from __future__ import annotations
+
+from ..checkpoints.folders import codec_folder_near
+from ..codes import save_codes
+from ..lm.budget import frames_for_seconds
+from ..song import read_start
+from .checks import codes_target
+from .decode import plan_decoding, run_decoding
+from .first_run import add_download_option, fetch_missing
+from .options import NAMES, add_decode_options, add_sample_options, song_settings
+from .sample import plan_sampling, run_sampling, songs_of
+
+
+def cmd_generate(args) -> int:
+    settings = song_settings(args)  # every setting before a download of several GB
+    start = read_start(settings, NAMES)
+    songs, max_frames = songs_of(settings, start), frames_for_seconds(settings.seconds)
+    fetch_missing(args)
+    codec_dir = codec_folder_near(args.model_dir)
+    codes_out = codes_target(args.codes_out, "--codes-out", songs, max_frames) if args.codes_out else None
+    decoding = plan_decoding(args, settings, codec_dir, [max_frames] * songs,
+                             inputs=[settings.continue_from] if start else (), other_outputs=[codes_out])
+    lm, plan = plan_sampling(args, settings, start, decoding.codec.config.codebook_size)
+    codes, lengths, summary = run_sampling(lm, plan)
+    del lm  # the LM's weights go before the codec's load
+    print(summary)
+    if codes_out is not None:
+        save_codes(codes_out, codes, lengths)
+    print(run_decoding(args, decoding, codes, lengths))
+    return 0
+
+
+def register(subparsers) -> None:
+    g = subparsers.add_parser("generate", help="lyrics + tags -> audio file (sample, then decode)")
+    add_sample_options(g)
+    add_decode_options(g)
+    g.add_argument("--codes-out", help="also save the sampled codes")
+    add_download_option(g)
+    g.set_defaults(func=cmd_generate)
