@@ -42,6 +42,7 @@ class SongResult:
     lm_seconds: float
     codec_seconds: float
     worker: str
+    weight_dtype: str = "default"  # how the worker held the weights
 
 
 class SongMaker:
@@ -87,7 +88,8 @@ class SongMaker:
         song = make_song(self.lm, self.codec, plan, between=lambda: self._on_device(self.codec.model, self.lm.model))
         audio = song.audio
         return SongResult(song.codes.numpy(), song.lengths.numpy(), audio.waveform.numpy(), audio.samples,
-                          audio.sample_rate, prompt.length, song.lm_seconds, song.codec_seconds, self.name)
+                          audio.sample_rate, prompt.length, song.lm_seconds, song.codec_seconds, self.name,
+                          self.spec.weight_dtype)
 
 
 @dataclass
