@@ -138,12 +138,13 @@ def test_a_failed_job_is_retried_once_then_reported(tmp_path, monkeypatch, capsy
 
 
 def test_prompt_too_long_is_reported_before_any_model_loads(tmp_path, monkeypatch):
-    import heartmula_core.lm.load as lm_load
+    import heartmula_core.song.models as models
 
     def no_load(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(lm_load, "load_lm", no_load)
+    monkeypatch.setattr(models, "load_lm", no_load)
+    monkeypatch.setattr(models, "load_codec", no_load)
     jobs = [SIX_JOBS[0], {**SIX_JOBS[1], "seconds": 170}]  # the tiny LM's context holds 2048 positions
     write_jobs(tmp_path / "jobs.jsonl", jobs)
     opts = BatchOptions(jobs=str(tmp_path / "jobs.jsonl"), model_dir=str(CKPT), out=str(tmp_path / "out"))

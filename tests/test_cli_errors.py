@@ -38,15 +38,15 @@ def one_error_line(capsys) -> str:
 
 @pytest.fixture
 def no_model_loads(monkeypatch):
-    """Fail the test if any weights are loaded: settings and output paths are checked first."""
-    import heartmula_core.lm.load as lm_load
-    import heartmula_core.codec as codec
+    """Fail the test if any weights are loaded: settings and output paths are checked first. (The
+    command line loads through the song path's model folders, song/models.py.)"""
+    import heartmula_core.song.models as models
 
     def forbidden(*_a, **_k):
         raise AssertionError("a model was loaded before the settings and output paths were checked")
 
-    monkeypatch.setattr(lm_load, "load_lm", forbidden)
-    monkeypatch.setattr(codec, "load_codec", forbidden)
+    monkeypatch.setattr(models, "load_lm", forbidden)
+    monkeypatch.setattr(models, "load_codec", forbidden)
 
 
 @pytest.mark.parametrize("flag,value,expect", [

@@ -35,6 +35,7 @@ class BatchOptions:
     workers: int | None = None
     cpus_per_worker: int = 1
     weight_dtype: str = "default"  # how the workers hold both models' weights (--weight-dtype)
+    codec_dir: str | None = None  # the codec folder (--codec-dir); default: the one in or beside model_dir
 
 
 @dataclass
@@ -57,7 +58,7 @@ class BatchSummary:
         return f"batch: {self.total} jobs: " + ", ".join(parts) + f"; {self.seconds:.1f} s"
 
 
-def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str) -> None:
+def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_size: int | None = None) -> None:
     """Every pending job's song plan, with the tokenizer and config only (no weights): prompt plus
     length against the context, the songs to continue against the LM. Memory is the workers' check,
     on their own devices."""
@@ -74,7 +75,7 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str) -> None:
     for job in jobs:
         try:
             plan_song(lm, prompt_for(lm, job.tags, job.lyrics), job.settings, read_start(job.settings, NAMES),
-                      names=NAMES)
+                      codebook_size, NAMES)
         except HeartMuLaError as exc:
             problems.append((job.line, f"job '{job.id}': {exc}"))
     if problems:
@@ -83,7 +84,7 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str) -> None:
 
 def make_runner(opts: BatchOptions):
     spec = WorkerSpec(opts.model_dir, opts.device, opts.dtype, opts.threads, opts.offload,
-                      weight_dtype=opts.weight_dtype)
+                      weight_dtype=opts.weight_dtype, codec_dir=opts.codec_dir)
     if opts.ray is None:
         from .local import LocalRunner
 
@@ -112,14 +113,15 @@ def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
     machine's copy of the model folder. On Ray the folder may exist on the workers only: then the
     workers find these problems."""
     from ..checkpoints.fetch import fetch_models
-    from ..checkpoints.folders import codec_folder_near
+    from ..checkpoints.folders import codec_folder_for
+    from ..codec.config import CodecConfig
 
     if opts.ray is not None and not opts.download and not Path(opts.model_dir).expanduser().exists():
         say(f"batch: {opts.model_dir} is not on this machine; prompt lengths are checked on the workers")
         return
-    fetch_models(opts.model_dir, opts.download, say=say)
-    check_prompts_fit(pending, opts.model_dir, opts.jobs)
-    codec_folder_near(opts.model_dir)
+    fetch_models(opts.model_dir, opts.download, say=say, with_codec=opts.codec_dir is None)
+    codec = codec_folder_for(opts.model_dir, opts.codec_dir, " with --codec-dir (the codec folder to use)")
+    check_prompts_fit(pending, opts.model_dir, opts.jobs, CodecConfig.from_folder(codec).codebook_size)
 
 
 def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:

@@ -4,7 +4,8 @@
 
 plus optional ``temperature``, ``top_k``, ``cfg``, ``decode_steps``, ``decode_guidance``,
 ``decode_seed`` (default: ``seed``), ``batch`` (songs of this prompt sampled together),
-``continue_from`` (a codes file, relative to the jobs file) and ``keep_seconds``. A line only
+``continue_from`` (a codes file) and ``keep_seconds``. Paths in a line (``continue_from``, and
+``tags`` / ``lyrics`` that name a text file) are relative to the jobs file, as its users expect. A line only
 translates into the song path's settings (``FIELDS``: ``cfg`` is ``cfg_scale``); their ranges are
 the song path's (settings.py), so a line is refused here exactly when ``sample`` / ``generate``
 would refuse the same values. Every problem of every line is reported at once, each with its line
@@ -107,12 +108,12 @@ def _id_problem(value) -> str | None:
     return None
 
 
-def _text_problem(record: dict, name: str) -> str | None:
+def _text_problem(record: dict, name: str, folder: Path) -> str | None:
     value = record[name]
     if not isinstance(value, str):
         return f"'{name}' must be a string, got {json.dumps(value)[:40]}"
     try:
-        text = text_or_file(value, name)
+        text = text_or_file(value, name, base=folder)
     except HeartMuLaError as exc:
         return str(exc)
     if not text.strip():
@@ -121,7 +122,7 @@ def _text_problem(record: dict, name: str) -> str | None:
     return None
 
 
-def _problems(record: dict) -> list[str]:
+def _problems(record: dict, folder: Path) -> list[str]:
     problems = [f"missing field '{k}'" for k in REQUIRED if k not in record]
     unknown = sorted(set(record) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
@@ -131,7 +132,7 @@ def _problems(record: dict) -> list[str]:
         problems.append(_id_problem(record["id"]))
     for name in ("tags", "lyrics"):
         if name in record:
-            problems.append(_text_problem(record, name))
+            problems.append(_text_problem(record, name, folder))
     problems += [_value_problem(name, record[name]) for name in FIELDS if record.get(name) is not None]
     return [p for p in problems if p]
 
@@ -152,7 +153,7 @@ def _check_record(record, defaults: dict, folder: Path) -> tuple[Job | None, lis
     """One parsed line -> (Job, []) or (None, problems)."""
     if not isinstance(record, dict):
         return None, [f"expected a JSON object {{\"id\": ..., \"tags\": ...}}, got {type(record).__name__}"]
-    problems = _problems(record)
+    problems = _problems(record, folder)
     if problems:
         return None, problems
     values = {**defaults, **{k: v for k, v in record.items() if v is not None}}

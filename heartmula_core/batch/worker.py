@@ -29,6 +29,7 @@ class WorkerSpec:
     offload: bool = False  # keep only the model in use on the device, the other in CPU memory
     label: str = "local"
     weight_dtype: str = "default"  # how both models hold their weights (fp8: the LM and the codec's transformer)
+    codec_dir: str | None = None  # the codec folder; None: the one in or beside model_dir
 
 
 @dataclass
@@ -49,7 +50,7 @@ class SongMaker:
     """Loads the models once (``__init__``), then ``make(job)`` per job."""
 
     def __init__(self, spec: WorkerSpec):
-        from ..checkpoints.folders import codec_folder_near
+        from ..checkpoints.folders import codec_folder_for
         from ..quant.plan import WeightStorage
         from ..runtime import pick_device, pick_dtype
         from ..song import CodecFolder, LMFolder
@@ -58,7 +59,7 @@ class SongMaker:
             torch.set_num_threads(spec.threads)
         self.spec = spec
         self.device = pick_device(spec.device)
-        codec_dir = codec_folder_near(spec.model_dir)  # fail before the slow LM load if it is missing
+        codec_dir = codec_folder_for(spec.model_dir, spec.codec_dir)  # fail before the slow LM load if it is missing
         storage = WeightStorage.named(spec.weight_dtype)
         park = torch.device("cpu") if spec.offload else self.device
         self.lm = LMFolder(spec.model_dir, self.device, pick_dtype(spec.dtype, self.device), storage)

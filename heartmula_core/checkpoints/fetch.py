@@ -65,17 +65,19 @@ def _check(kind: str, root: Path, names: list[str]) -> list[Missing]:
     return [Missing(kind, name, root, tuple(shared))] if shared else []
 
 
-def missing_models(model_dir: str | Path) -> list[Missing]:
-    """The official folders and shared files ``model_dir`` lacks for sampling and decoding."""
+def missing_models(model_dir: str | Path, with_codec: bool = True) -> list[Missing]:
+    """The official folders and shared files ``model_dir`` lacks for sampling and decoding (without
+    the codec when the caller was given a codec folder elsewhere)."""
     root, lm_names = _lm_folder(Path(model_dir).expanduser())
-    return _check("lm", root, lm_names) + _check("codec", root, list_folders(root, "codec"))
+    codec = _check("codec", root, list_folders(root, "codec")) if with_codec else []
+    return _check("lm", root, lm_names) + codec
 
 
 def fetch_models(model_dir: str | Path, allow_download: bool, say: Callable[[str], None] = print,
-                 how_to_allow: str = HOW_TO_ALLOW) -> None:
+                 how_to_allow: str = HOW_TO_ALLOW, with_codec: bool = True) -> None:
     """Fetch what ``model_dir`` lacks (``allow_download``), or raise one CheckpointError naming it
     all, with the commands that fetch it by hand and ``how_to_allow``. Nothing missing: no network."""
-    missing = missing_models(model_dir)
+    missing = missing_models(model_dir, with_codec)
     if missing and not allow_download:
         raise CheckpointError(f"The model folder {model_dir} lacks: {_listed(missing)}. Download them with:\n  "
                               f"{_commands(missing)}\nor {how_to_allow} (several GB, once).")

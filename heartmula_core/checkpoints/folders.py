@@ -53,8 +53,9 @@ def list_folders(root: str | Path, kind: str) -> list[str]:
     return [child.name for child in sorted(root.iterdir()) if is_kind(child, kind)]
 
 
-def resolve_folder(path: str | Path, kind: str) -> Path:
-    """The folder of ``kind`` itself, or a root holding exactly one."""
+def resolve_folder(path: str | Path, kind: str, how_to_pick: str = "") -> Path:
+    """The folder of ``kind`` itself, or a root holding exactly one (``how_to_pick``: what the caller
+    offers for choosing among several, e.g. a flag)."""
     model = KINDS[kind]
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -66,18 +67,23 @@ def resolve_folder(path: str | Path, kind: str) -> Path:
         return folder / inner[0]
     raise CheckpointError(
         f"{folder} has no config.json"
-        + (f" and holds several {model.label} folders ({', '.join(inner)}): pick one" if inner else
+        + (f" and holds several {model.label} folders ({', '.join(inner)}): pick one{how_to_pick}" if inner else
            f"; point to a {model.label} folder such as {model.default_name}")
         + f". {download_hint(folder / model.default_name, kind)}"
     )
 
 
-def codec_folder_near(model_dir: str | Path) -> Path:
+def codec_folder_near(model_dir: str | Path, how_to_pick: str = "") -> Path:
     """The codec folder in ``model_dir`` or, when that is an LM folder itself, beside it."""
     root = Path(model_dir).expanduser()
     if not list_folders(root, "codec") and (root / "config.json").is_file() and list_folders(root.parent, "codec"):
         root = root.parent
-    return resolve_folder(root, "codec")
+    return resolve_folder(root, "codec", how_to_pick)
+
+
+def codec_folder_for(model_dir: str | Path, codec_dir: str | Path | None = None, how_to_pick: str = "") -> Path:
+    """The codec folder a run uses: ``codec_dir`` when given, else the one near ``model_dir``."""
+    return resolve_folder(codec_dir, "codec") if codec_dir else codec_folder_near(model_dir, how_to_pick)
 
 
 def find_shared(folder: Path, name: str) -> Path:

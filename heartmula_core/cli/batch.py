@@ -9,7 +9,7 @@ from ..batch.driver import BatchOptions, run_batch
 from ..batch.outputs import FORMATS
 from ..settings import SongSettings
 from .first_run import add_download_option
-from .options import add_device_options, add_weight_dtype_option
+from .options import add_codec_dir_option, add_device_options, add_weight_dtype_option
 
 DEFAULTS = SongSettings()
 
@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("jobs", help="JSONL file, one job per line")
     p.add_argument("--model-dir", required=True, help="HeartMuLa download root (LM + codec folders), or the LM folder")
     p.add_argument("--out", required=True, help="output folder (created; holds manifest.jsonl)")
+    add_codec_dir_option(p)
     add_download_option(p)
     p.add_argument("--format", default="flac", choices=FORMATS, help="audio format (mp3 needs libsndfile >= 1.1)")
     add_device_options(p, "LM dtype (auto: bf16 on GPU, fp32 on CPU); the codec stays fp32 unless set")
@@ -58,7 +59,8 @@ def options_from_args(args) -> BatchOptions:
     return BatchOptions(jobs=args.jobs, model_dir=args.model_dir, out=args.out, format=args.format,
                         device=args.device, dtype=args.dtype, threads=args.threads, offload=args.offload,
                         defaults=defaults, download=args.download, ray=args.ray, workers=args.workers,
-                        cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype)
+                        cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype,
+                        codec_dir=args.codec_dir)
 
 
 def cmd_batch(args) -> int:

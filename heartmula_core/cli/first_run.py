@@ -23,4 +23,4 @@ def say(message: str) -> None:
 
 def fetch_missing(args) -> None:
     """Before any model loads (and after the settings were checked): the models are there, or fetched."""
-    fetch_models(args.model_dir, args.download, say=say)
+    fetch_models(args.model_dir, args.download, say=say, with_codec=getattr(args, "codec_dir", None) is None)

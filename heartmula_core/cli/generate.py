@@ -5,14 +5,14 @@ that the codec's codebook is the one the LM samples for."""
 
 from __future__ import annotations
 
-from ..checkpoints.folders import codec_folder_near
+from ..checkpoints.folders import codec_folder_for
 from ..codes import save_codes
 from ..lm.budget import frames_for_seconds
 from ..song import read_start
 from .checks import codes_target
 from .decode import plan_decoding, run_decoding
 from .first_run import add_download_option, fetch_missing
-from .options import NAMES, add_decode_options, add_sample_options, song_settings
+from .options import NAMES, PICK_CODEC, add_codec_dir_option, add_decode_options, add_sample_options, song_settings
 from .sample import plan_sampling, run_sampling, songs_of
 
 
@@ -21,7 +21,7 @@ def cmd_generate(args) -> int:
     start = read_start(settings, NAMES)
     songs, max_frames = songs_of(settings, start), frames_for_seconds(settings.seconds)
     fetch_missing(args)
-    codec_dir = codec_folder_near(args.model_dir)
+    codec_dir = codec_folder_for(args.model_dir, args.codec_dir, PICK_CODEC)
     codes_out = codes_target(args.codes_out, "--codes-out", songs, max_frames) if args.codes_out else None
     decoding = plan_decoding(args, settings, codec_dir, [max_frames] * songs,
                              inputs=[settings.continue_from] if start else (), other_outputs=[codes_out])
@@ -40,5 +40,6 @@ def register(subparsers) -> None:
     add_sample_options(g)
     add_decode_options(g)
     g.add_argument("--codes-out", help="also save the sampled codes")
+    add_codec_dir_option(g)
     add_download_option(g)
     g.set_defaults(func=cmd_generate)

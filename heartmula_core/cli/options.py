@@ -45,6 +45,16 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--waveform-out", help="also save the raw float waveform [B, 2, N] as safetensors ('waveform')")
 
 
+PICK_CODEC = " with --codec-dir (the codec folder to use)"
+
+
+def add_codec_dir_option(p: argparse.ArgumentParser) -> None:
+    """``--codec-dir`` of `generate` and `batch`: the codec folder, when --model-dir holds several
+    (say HeartCodec-oss and the HeartCodec-oss-fp8 that `quantize` wrote beside it) or none."""
+    p.add_argument("--codec-dir", metavar="PATH", help="the HeartCodec folder to decode with (default: the one "
+                   "in or beside --model-dir)")
+
+
 def add_device_options(p: argparse.ArgumentParser, dtype_help: str | None = None) -> None:
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=dtype_help)

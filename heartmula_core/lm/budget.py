@@ -35,6 +35,10 @@ def check_fits(config, prompt: Prompt, max_frames: int, kept: list[int] = ()) ->
     if max_frames < 1:
         raise PromptError(f"The length limit must allow at least one frame (got {max_frames}); ask for more seconds.")
     longest = max(kept, default=0)
+    if not kept and length >= limit:
+        raise PromptError(
+            f"The prompt (tags and lyrics) is {length} tokens, but the model's context holds {limit} positions "
+            "for the prompt and the song together: shorten the lyrics (or the tags).")
     if length + longest >= limit:
         room = max(limit - length - 1, 0)
         raise PromptError(

@@ -43,9 +43,14 @@ class Prefix:
         """Padding the shortest row gets: extra cache slots every row carries."""
         return max(self.lengths) - min(self.lengths)
 
+    def repeated_lengths(self, times: int) -> list[int]:
+        """The kept frames of each row of ``repeated(times)``, without copying any codes (a check of a
+        thousand continuations of a long song must not allocate them)."""
+        return [n for n in self.lengths for _ in range(times)]
+
     def repeated(self, times: int) -> "Prefix":
         """Each song ``times`` times in a row (song 0, song 0, ..., song 1, ...): one take per variation."""
-        return Prefix(self.codes.repeat_interleave(times, dim=0), [n for n in self.lengths for _ in range(times)])
+        return Prefix(self.codes.repeat_interleave(times, dim=0), self.repeated_lengths(times))
 
     @property
     def pads(self) -> torch.Tensor:
@@ -87,7 +92,7 @@ def kept_per_song(prefix: Prefix | None, config, eos_id: int, batch_size: int, c
         return []
     vocab = audio_vocab(config.audio_vocab_size, eos_id, codebook_size)
     check_prefix(prefix.codes, prefix.lengths, config.audio_num_codebooks, vocab.codebook_size, where)
-    return prefix.repeated(batch_size).lengths
+    return prefix.repeated_lengths(batch_size)
 
 
 def kept_lengths(lengths: list[int], keep_seconds, name: str = "keep_seconds") -> list[int]:
