@@ -33,7 +33,7 @@ from heartmula_core.lm.frame_sampler import FrameSampler
 from heartmula_core.lm.generation import decode_n_frames, prefill
 from heartmula_core.lm.load import load_lm
 from heartmula_core.quant import formats
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant.storage import WeightStorage
 
 from .bench_codec import MEDIUM as MEDIUM_CODEC
 from .bench_codec import TINY as TINY_CODEC

@@ -8,7 +8,7 @@
                                                                 # fp8_e4m3fn, quantize it, sample the result
 
 Weights: exact, from tests/data/manifests (the released checkpoints' key lists) and the plan in
-heartmula_core/quant/plan.py. Peak: weights + ``estimate_generation_bytes`` (LM: 3000 frames =
+heartmula_core/quant/storage.py. Peak: weights + ``estimate_generation_bytes`` (LM: 3000 frames =
 240 s, a 400-token prompt, batch 1, CFG on) or ``estimate_decode_bytes`` (codec: batch 1, 240 s).
 A card "fits" when the peak is below its size less 1 GiB (CUDA context, ComfyUI, fragmentation).
 """
@@ -29,7 +29,7 @@ from heartmula_core.codec import CodecConfig, build_codec, estimate_decode_bytes
 from heartmula_core.lm.budget import estimate_generation_bytes
 from heartmula_core.lm.load import build_lm
 from heartmula_core.quant import formats
-from heartmula_core.quant import plan as store
+from heartmula_core.quant import storage as store
 
 from .lm_sizes import REAL_3B
 from .table import print_table

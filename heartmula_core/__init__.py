@@ -24,7 +24,7 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
     **dict.fromkeys(("load_codes", "save_codes", "check_codes", "FRAME_RATE", "CODEBOOKS"), "codes"),
     **dict.fromkeys(("HeartMuLaError", "CheckpointError", "PromptError", "SettingsError", "CodesError",
                      "OutputError"), "errors"),
-    "WeightStorage": "quant.plan",
+    "WeightStorage": "quant.storage",
     "write_audio": "audio_files",
 }
 __all__ = sorted(_EXPORTS)

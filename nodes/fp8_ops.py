@@ -24,8 +24,8 @@ import torch
 import comfy.ops
 
 from ..heartmula_core.quant.formats import parse_weight_dtype
-from ..heartmula_core.quant.layers import operations as core_fp8_operations
-from ..heartmula_core.quant.plan import CORE, EMBEDDING, LINEAR, HostLayout, WeightStorage
+from ..heartmula_core.quant.ops import operations as core_fp8_operations
+from ..heartmula_core.quant.storage import CORE, EMBEDDING, LINEAR, HostLayout, WeightStorage
 from . import memory
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from heartmula_core.codec import CodecConfig, checkpoint_layout, decode, estimate_decode_bytes, load_codec
 from heartmula_core.errors import CheckpointError, CodesError
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant.storage import WeightStorage
 
 DATA = Path(__file__).parent / "data"
 CODEC_DIR = DATA / "tiny" / "ckpt" / "HeartCodec-oss"

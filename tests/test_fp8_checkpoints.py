@@ -17,8 +17,8 @@ from heartmula_core.codec import decode, load_codec
 from heartmula_core.errors import CheckpointError, OutputError
 from heartmula_core.lm.load import load_lm
 from heartmula_core.quant import formats, source
-from heartmula_core.quant import plan as store
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant import storage as store
+from heartmula_core.quant.storage import WeightStorage
 from lm_fixtures import TINY_CKPT, TINY_LM, manifest
 
 ROOT = Path(__file__).resolve().parents[1]

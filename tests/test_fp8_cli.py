@@ -15,7 +15,7 @@ from heartmula_core.codes import load_codes
 from heartmula_core.errors import HeartMuLaError
 from heartmula_core.lm.load import load_lm
 from heartmula_core.settings import seeded_generator
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant.storage import WeightStorage
 
 CKPT = Path(__file__).parent / "data" / "tiny" / "ckpt"
 TINY_LM, TINY_CODEC = CKPT / "HeartMuLa-oss-3B", CKPT / "HeartCodec-oss"

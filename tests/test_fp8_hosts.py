@@ -35,7 +35,7 @@ def host(pack):
     loaders = SimpleNamespace(load_lm=importlib.import_module(f"{core}.lm.load").load_lm,
                               load_codec=importlib.import_module(f"{core}.codec.load").load_codec)
     return (importlib.import_module(f"{pack.__name__}.nodes.fp8_ops"), loaders,
-            importlib.import_module(f"{core}.quant.plan"))
+            importlib.import_module(f"{core}.quant.storage"))
 
 
 def expected_layout():

@@ -8,9 +8,10 @@ from fp8_fixtures import greedy, relative
 from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import decode, load_codec
 from heartmula_core.errors import CheckpointError
-from heartmula_core.quant import formats, layers
-from heartmula_core.quant import plan as store
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant import formats
+from heartmula_core.quant import ops as layers
+from heartmula_core.quant import storage as store
+from heartmula_core.quant.storage import WeightStorage
 from lm_fixtures import TINY_CKPT, TINY_LM
 
 TINY_CODEC = TINY_CKPT / "HeartCodec-oss"

@@ -17,7 +17,7 @@ MEASURE = """
 import re, sys, torch
 from heartmula_core.lm.load import load_lm
 from heartmula_core.quant import formats
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant.storage import WeightStorage
 torch.set_num_threads(1)
 def status(field):
     return int(re.search(field + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024

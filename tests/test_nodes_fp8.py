@@ -60,7 +60,7 @@ def test_fp8_lm_loader_samples_as_the_core_and_tells_comfyui_the_held_size(pack,
     from heartmula_pack.heartmula_core.lm.budget import estimate_generation_bytes
     from heartmula_pack.heartmula_core.lm.generation import generate
     from heartmula_pack.heartmula_core.lm.load import load_lm, weight_plan
-    from heartmula_pack.heartmula_core.quant.plan import WeightStorage, held_bytes
+    from heartmula_pack.heartmula_core.quant.storage import WeightStorage, held_bytes
     from heartmula_pack.nodes.fp8_ops import weight_storage
 
     loaders = nodes[0]

@@ -23,7 +23,7 @@ from conftest import COMFYUI_DIR
 from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import load_codec
 from heartmula_core.errors import CheckpointError
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant.storage import WeightStorage
 from heartmula_core.weights import assign_to_module
 from heartmula_node_env import CODEC_NAME, LM_NAME, comfy_home  # noqa: F401  (fixture)
 from lm_fixtures import TINY_CKPT, TINY_LM, expected_inputs
@@ -137,7 +137,7 @@ sys.path.insert(0, sys.argv[3])
 import comfy.memory_management, comfy.ops
 comfy.memory_management.aimdo_enabled = True
 from heartmula_core.lm.load import load_lm
-from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.quant.storage import WeightStorage
 torch.set_num_threads(1)
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[sys.argv[2]]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -51,7 +51,7 @@ class SongMaker:
 
     def __init__(self, spec: WorkerSpec):
         from ..checkpoints.folders import codec_folder_for
-        from ..quant.plan import WeightStorage
+        from ..quant.storage import WeightStorage
         from ..runtime import pick_device, pick_dtype
         from ..song import CodecFolder, LMFolder
 

@@ -17,7 +17,7 @@ import torch
 from ..atomic import OutputTarget
 from ..audio_files import audio_format, write_audio, write_waveform
 from ..codes import load_codes
-from ..quant.plan import WeightStorage
+from ..quant.storage import WeightStorage
 from ..runtime import memory_errors, pick_device, pick_dtype
 from ..settings import SongSettings
 from ..song import CodecFolder, DecodePlan, decode_song, plan_decode

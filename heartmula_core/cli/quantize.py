@@ -18,7 +18,7 @@ from ..lm.config import HeartMuLaConfig
 from ..lm.load import resolve_lm_folder
 from ..lm.load import weight_plan as lm_weight_plan
 from ..quant import formats
-from ..quant.plan import CHECKPOINT
+from ..quant.storage import CHECKPOINT
 from ..quant.writer import write_checkpoint
 
 FP8_CHOICES = tuple(c for c in formats.WEIGHT_DTYPE_CHOICES if c != "default")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..codes import FRAME_RATE, save_codes
 from ..lm.budget import frames_for_seconds
-from ..quant.plan import WeightStorage
+from ..quant.storage import WeightStorage
 from ..runtime import memory_errors, pick_device, pick_dtype
 from ..settings import SongSettings
 from ..song import LMFolder, SongPlan, plan_song, prompt_for, read_start, sample_song

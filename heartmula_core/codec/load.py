@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoints.folders import resolve_folder, weight_files
-from ..quant.plan import CORE, HostLayout, WeightPlan, WeightStorage, codec_candidates, plan_for
+from ..quant.storage import CORE, HostLayout, WeightPlan, WeightStorage, codec_candidates, plan_for
 from ..quant.source import prepare
 from ..weights import TensorSource, load_into, tensor_shapes
 from .config import CodecConfig

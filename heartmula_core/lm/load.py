@@ -15,7 +15,7 @@ import torch
 
 from ..checkpoints.folders import find_shared, resolve_folder, weight_files
 from ..errors import CheckpointError
-from ..quant.plan import CORE, HostLayout, WeightPlan, WeightStorage, lm_candidates, plan_for
+from ..quant.storage import CORE, HostLayout, WeightPlan, WeightStorage, lm_candidates, plan_for
 from ..quant.source import prepare
 from ..weights import TensorSource, load_into, tensor_shapes
 from .config import GenConfig, HeartMuLaConfig

@@ -15,7 +15,7 @@ import torch
 from ..errors import CheckpointError
 from ..weights import TensorSource
 from . import formats
-from .plan import WeightPlan, marker_key, scale_key
+from .storage import WeightPlan, marker_key, scale_key
 from .reading import Arena, convert_entry
 
 FILE_SCALE_SUFFIXES = ("weight_scale", "scale_weight")  # ComfyUI's name, then its 0.3.64-era name

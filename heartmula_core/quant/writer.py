@@ -26,7 +26,7 @@ from ..atomic import atomic_write_all, check_free_space, output_target
 from ..errors import CheckpointError, OutputError
 from ..safetensors_header import DTYPES, TensorEntry, read_entries
 from ..weights import TensorSource
-from .plan import CHECKPOINT, WeightPlan
+from .storage import CHECKPOINT, WeightPlan
 from .source import OLD_INPUT_SCALE, OLD_MARKERS, QuantizingSource
 
 CODES = {dtype: code for code, dtype in DTYPES.items()}

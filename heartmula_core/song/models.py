@@ -24,7 +24,7 @@ from ..codec.load import weight_plan as codec_weight_plan
 from ..lm.config import GenConfig, HeartMuLaConfig
 from ..lm.load import load_lm, load_tokenizer, resolve_lm_folder
 from ..lm.load import weight_plan as lm_weight_plan
-from ..quant.plan import WeightStorage, held_bytes
+from ..quant.storage import WeightStorage, held_bytes
 from ..runtime import check_memory
 
 

@@ -43,7 +43,7 @@ class HostLayout:
     scale_all_linear: bool = False  # every Linear has a scale, fp8 or not (scaled_fp8_ops)
 
 
-CORE = HostLayout("core layers (heartmula_core.quant.layers)", "weight_scale", False, frozenset({LINEAR, EMBEDDING}))
+CORE = HostLayout("core layers (heartmula_core.quant.ops)", "weight_scale", False, frozenset({LINEAR, EMBEDDING}))
 CHECKPOINT = HostLayout("fp8 checkpoint", "weight_scale", True, frozenset({LINEAR, EMBEDDING, MATRIX}))
 
 
@@ -66,7 +66,7 @@ class WeightStorage:
     def layers(self, compute_dtype: torch.dtype):
         """The layer namespace to build with: the given one, the core's fp8 layers, or None (torch.nn)."""
         if self.operations is None and self.fp8 is not None:
-            from .layers import operations
+            from .ops import operations
 
             return operations(compute_dtype)
         return self.operations

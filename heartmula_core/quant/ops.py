@@ -3,7 +3,7 @@
 ``operations(compute_dtype)`` is a layer namespace for the models' ``operations`` argument
 (``Linear``, ``Embedding``, ``Conv1d``, ``ConvTranspose1d``). Its Linear and Embedding hold
 whatever weight they are loaded with: a float weight works as in torch.nn; an fp8 weight (+ an
-optional ``weight_scale``, see ``plan.CORE``) is cast to the activations' dtype on every call, so
+optional ``weight_scale``, see ``storage.CORE``) is cast to the activations' dtype on every call, so
 it costs one byte per weight at rest, on the CPU as on a GPU (torch has no CPU fp8 matmul).
 
 The per-tensor scale is applied to the matmul's output, not to the weight (one multiply of a few
