@@ -23,9 +23,11 @@ import torch
 
 import comfy.ops
 
-from ..heartmula_core.quant.formats import parse_weight_dtype
+from ..heartmula_core.errors import SettingsError
+from ..heartmula_core.quant.formats import FP8_BY_NAME
 from ..heartmula_core.quant.ops import operations as core_fp8_operations
 from ..heartmula_core.quant.storage import CORE, EMBEDDING, LINEAR, HostLayout, WeightStorage
+from ..heartmula_core.settings import WEIGHT_DTYPE_CHOICES
 from . import memory
 
 log = logging.getLogger(__name__)
@@ -34,12 +36,19 @@ COMFY_MIXED = HostLayout("ComfyUI mixed_precision_ops", "weight_scale", True, fr
 COMFY_SCALED_FP8 = HostLayout("ComfyUI scaled_fp8_ops", "scale_weight", False, frozenset({LINEAR}), True)
 
 
-def weight_storage(weight_dtype: str, compute_dtype: torch.dtype) -> WeightStorage:
-    """The loader's ``weight_dtype`` choice as one value for the core's loaders: the host's fp8
-    layers for an fp8 choice, its usual cast layers for ``default``. ``compute_dtype``: the dtype
-    fp8 weights are cast to (for the codec pass torch.float32: its non-transformer Linears stay
-    float32, and the transformer's fp8 layers cast to their input's dtype)."""
-    fp8 = parse_weight_dtype(weight_dtype)
+def fp8_choice(weight_dtype: str) -> torch.dtype | None:
+    """The loader's ``weight_dtype`` input as an fp8 dtype (None: ``default``), checked before any
+    download (the server does not check dropdown values of V3 nodes)."""
+    if weight_dtype not in WEIGHT_DTYPE_CHOICES:
+        raise SettingsError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPE_CHOICES)}, got {weight_dtype!r}.")
+    return FP8_BY_NAME.get(weight_dtype)
+
+
+def weight_storage(fp8: torch.dtype | None, compute_dtype: torch.dtype) -> WeightStorage:
+    """The loader's fp8 choice as one value for the core's loaders: the host's fp8 layers for an fp8
+    dtype, its usual cast layers for None. ``compute_dtype``: the dtype fp8 weights are cast to (for
+    the codec pass torch.float32: its non-transformer Linears stay float32, and the transformer's
+    fp8 layers cast to their input's dtype)."""
     if fp8 is None:
         return WeightStorage(None, memory.layer_operations(), CORE)
     mixed = getattr(comfy.ops, "mixed_precision_ops", None)

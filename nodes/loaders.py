@@ -15,7 +15,7 @@ from comfy_api.latest import io
 
 from ..heartmula_core.codec import load_codec
 from ..heartmula_core.lm.load import load_lm
-from ..heartmula_core.quant.formats import WEIGHT_DTYPE_CHOICES, parse_weight_dtype
+from ..heartmula_core.settings import WEIGHT_DTYPE_CHOICES
 from . import fp8_ops, memory, model_folders
 from .base import CATEGORY, HeartMuLaNode
 from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LMSocket
@@ -65,10 +65,10 @@ def _lm(weight_dtype: str) -> Callable:
     """comfy.ops layers (fp8 ones for an fp8 ``weight_dtype``), in a plain ModelPatcher (a full load
     lets the frame step be a CUDA graph). The choice is checked before any download (the server does
     not check dropdown values of V3 nodes)."""
-    parse_weight_dtype(weight_dtype)
+    fp8 = fp8_ops.fp8_choice(weight_dtype)
 
     def build(folder, dtype, load_device, offload_device) -> HeartMuLaLM:
-        storage = fp8_ops.weight_storage(weight_dtype, dtype)
+        storage = fp8_ops.weight_storage(fp8, dtype)
         lm = load_lm(folder, device=offload_device, dtype=dtype, storage=storage)
         return HeartMuLaLM(patcher=memory.wrap(lm.model, load_device, offload_device), folder=folder, dtype=dtype,
                            tokenizer=lm.tokenizer, gen_config=lm.gen_config, config=lm.config)
@@ -78,10 +78,10 @@ def _lm(weight_dtype: str) -> Callable:
 def _codec(weight_dtype: str) -> Callable:
     """comfy.ops layers (the transformer's Linears in fp8 for an fp8 ``weight_dtype``; float32 compute
     outside it), in ComfyUI's CoreModelPatcher (paged by DynamicVRAM where the host has it)."""
-    parse_weight_dtype(weight_dtype)
+    fp8 = fp8_ops.fp8_choice(weight_dtype)
 
     def build(folder, dtype, load_device, offload_device) -> HeartCodecModel:
-        storage = fp8_ops.weight_storage(weight_dtype, torch.float32)
+        storage = fp8_ops.weight_storage(fp8, torch.float32)
         model = load_codec(folder, device=offload_device, dtype=dtype, storage=storage)
         patcher = memory.wrap_core(model, load_device, offload_device)
         return HeartCodecModel(patcher=patcher, folder=folder, dtype=dtype)

@@ -25,7 +25,6 @@ from test_weightless_layers import switch_to_weightless
 
 TINY_CODEC = TINY_CKPT / "HeartCodec-oss"
 FP8 = [torch.float8_e4m3fn, torch.float8_e5m2]
-NAME = {torch.float8_e4m3fn: "fp8_e4m3fn", torch.float8_e5m2: "fp8_e5m2"}
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def host_fp8_keys(model, fp8) -> set[str]:
 @pytest.mark.parametrize("fp8", FP8)
 def test_lm_in_host_layers_samples_as_in_core_layers(pack, host, fp8):
     fp8_ops, core, store = host
-    storage = fp8_ops.weight_storage(NAME[fp8], torch.float32)
+    storage = fp8_ops.weight_storage(fp8, torch.float32)
     layout = storage.layout
     assert expected_layout() in layout.name
     in_host = core.load_lm(TINY_LM, storage=storage)
@@ -73,7 +72,7 @@ def test_lm_in_host_layers_samples_as_in_core_layers(pack, host, fp8):
 @pytest.mark.parametrize("fp8", FP8)
 def test_codec_in_host_layers_decodes_as_in_core_layers(pack, host, fp8):
     fp8_ops, core, store = host
-    codec = core.load_codec(TINY_CODEC, storage=fp8_ops.weight_storage(NAME[fp8], torch.float32))
+    codec = core.load_codec(TINY_CODEC, storage=fp8_ops.weight_storage(fp8, torch.float32))
     core = core.load_codec(TINY_CODEC, storage=store.WeightStorage(fp8))
     assert "flow_matching.estimator.transformer_blocks.0.mlp.up.weight" in host_fp8_keys(codec, fp8)
     assert codec.flow_matching.cond_feature_emb.weight.dtype == torch.float32
@@ -89,7 +88,7 @@ def test_weightless_host_layers_take_fp8_weights(pack, host, monkeypatch):
         pytest.skip("the stand-in builds the core's own fp8 layers, which DynamicVRAM does not touch")
     switch_to_weightless(monkeypatch)
     fp8_ops, core, store = host
-    lm = core.load_lm(TINY_LM, storage=fp8_ops.weight_storage("fp8_e4m3fn", torch.float32))
+    lm = core.load_lm(TINY_LM, storage=fp8_ops.weight_storage(torch.float8_e4m3fn, torch.float32))
     core = core.load_lm(TINY_LM, storage=store.WeightStorage(torch.float8_e4m3fn))
     assert torch.equal(greedy(lm), greedy(core))
 
@@ -106,7 +105,7 @@ def test_fp8_files_with_and_without_scales_in_host_layers(pack, host, tmp_path, 
         t = {k: (v.float() * t[store.scale_key(k)]).to(fp8) if v.dtype == fp8 else v for k, v in t.items()
              if not k.endswith(("weight_scale", "comfy_quant", "_scale"))}
         save_file(t, str(f))
-    in_host = core.load_lm(tmp_path / "lm", storage=fp8_ops.weight_storage("fp8_e4m3fn", torch.float32))
+    in_host = core.load_lm(tmp_path / "lm", storage=fp8_ops.weight_storage(torch.float8_e4m3fn, torch.float32))
     in_core = core.load_lm(tmp_path / "lm", storage=store.WeightStorage(fp8))
     assert torch.equal(greedy(in_host), greedy(in_core))
     shutil.rmtree(tmp_path / "lm")

@@ -69,7 +69,7 @@ def test_fp8_lm_loader_samples_as_the_core_and_tells_comfyui_the_held_size(pack,
     assert "backbone.layers.0.attn.q_proj.weight" in fp8_keys(lm.model)
     assert all(v.dtype == fp8 for k, v in lm.model.state_dict().items() if k in fp8_keys(lm.model))
     held = sum(t.numel() * t.element_size() for t in lm.model.state_dict().values())
-    layout = weight_storage(fp8_name, torch.float32).layout  # 0.3.64's layers hold the embeddings wide
+    layout = weight_storage(fp8, torch.float32).layout  # 0.3.64's layers hold the embeddings wide
     shapes, plan = weight_plan(lm.config, fp8, layout)
     assert lm.patcher.model_size() == held == held_bytes(shapes, plan, lambda _key: torch.float32)
     assert held < 0.6 * wide.patcher.model_size()

@@ -24,7 +24,7 @@ E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
 FP8_DTYPES = (E4M3, E5M2)
 
-_BY_NAME = {"fp8_e4m3fn": E4M3, "fp8_e5m2": E5M2}
+FP8_BY_NAME = {"fp8_e4m3fn": E4M3, "fp8_e5m2": E5M2}  # the weight_dtype choices that are fp8
 
 COMFY_FORMATS = {E4M3: "float8_e4m3fn", E5M2: "float8_e5m2"}
 
@@ -35,9 +35,9 @@ def parse_weight_dtype(name: str) -> torch.dtype | None:
     """``default`` -> None (weights stay in the compute dtype), else the fp8 dtype."""
     if name == "default":
         return None
-    if name not in _BY_NAME:
+    if name not in FP8_BY_NAME:
         raise SettingsError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPE_CHOICES)}, got {name!r}.")
-    return _BY_NAME[name]
+    return FP8_BY_NAME[name]
 
 
 def is_fp8(dtype: torch.dtype) -> bool:
