@@ -58,7 +58,7 @@ def options_from_args(args) -> BatchOptions:
     return BatchOptions(jobs=args.jobs, model_dir=args.model_dir, out=args.out, format=args.format,
                         device=args.device, dtype=args.dtype, threads=args.threads, offload=args.offload,
                         defaults=defaults, download=args.download, ray=args.ray, workers=args.workers,
-                        cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype)
+                        cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype, source=args.source)
 
 
 def cmd_batch(args) -> int:
