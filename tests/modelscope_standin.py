@@ -20,10 +20,13 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
 
 from hub_standin import CKPT, tiny_repos
 
@@ -135,11 +138,13 @@ class StandInModelScope:
 
 def modelscope_env(url: str | None, home: Path) -> dict[str, str]:
     """Environment for a subprocess that talks to ``url`` (None: a port nothing listens on) with its
-    own empty ModelScope cache and credentials (``home``), and no Hub settings of the caller's."""
+    own empty ModelScope cache and credentials (``home``), no Hub or source settings of the caller's,
+    and one try per request (modelscope retries an unreachable host for minutes by default)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELSCOPE", "HF_", "HEARTMULA_"))}
     env.update(MODELSCOPE_ENDPOINT=url or "http://127.0.0.1:9", MODELSCOPE_CACHE=str(home / "cache"),
                MODELSCOPE_CREDENTIALS_PATH=str(home / "credentials"), MODELSCOPE_HOME=str(home / "config"),
-               HF_HOME=str(home / "hf"), PYTHONPATH=str(CKPT.parents[3]))
+               MODELSCOPE_DOWNLOAD_MAX_RETRIES="1", MODELSCOPE_API_MAX_RETRIES="1",
+               MODELSCOPE_REPO_TREE_PAGE_MAX_ATTEMPTS="1", HF_HOME=str(home / "hf"), PYTHONPATH=str(CKPT.parents[3]))
     return env
 
 
@@ -157,3 +162,41 @@ def point_modelscope_at(monkeypatch, url: str, home: Path) -> None:
     except ImportError:  # modelscope before 1.38 reads the environment on every call
         return
     monkeypatch.setattr(modelscope_hub.config, "_default_config", None)
+
+
+def has_modelscope() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("modelscope") is not None
+
+
+needs_modelscope = pytest.mark.skipif(not has_modelscope(), reason="the modelscope package is not installed "
+                                      "(pip install modelscope, or the pack's [test] extra)")
+
+
+class _NoModelScope:
+    """A first import finder that answers for modelscope as Python does for a package that is not installed."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "modelscope":
+            raise ModuleNotFoundError("No module named 'modelscope'", name="modelscope")
+        return None
+
+
+def hide_modelscope(monkeypatch) -> None:
+    """This process as if modelscope were not installed: importing it (or anything in it) raises
+    ModuleNotFoundError naming 'modelscope'; its modules come back after the test."""
+    for name in [n for n in sys.modules if n == "modelscope" or n.startswith("modelscope.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoModelScope, *sys.meta_path])
+
+
+def hiding_modelscope(folder: Path) -> str:
+    """A folder to put first on a subprocess's PYTHONPATH so that ``import modelscope`` fails as it
+    does where the package is not installed."""
+    package = folder / "modelscope"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'modelscope\'", '
+                                         'name="modelscope")\n')
+    return str(folder)
