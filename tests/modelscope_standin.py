@@ -3,7 +3,8 @@ checkpoints as the Hub's stand-in, hub_standin.py), over the HTTP API the ``mode
 downloads use. Never the internet.
 
 What ``modelscope`` asks (read in modelscope 1.40 / modelscope-hub 0.5, whose endpoint comes from
-``MODELSCOPE_ENDPOINT``, or the older ``MODELSCOPE_DOMAIN``):
+``MODELSCOPE_ENDPOINT``; modelscope 1.33, the official library's pin, asks the same routes of
+``https://`` + ``MODELSCOPE_DOMAIN`` and was checked against this stand-in by hand):
 - ``GET /api/v1/models/{repo}/revisions``: branches and tags (model_file_download picks a revision);
 - ``GET /api/v1/models/{repo}/repo/files?Revision=&Recursive=``: the file list with ``Size`` and
   ``Sha256`` (snapshot_download; a file already in place with that size and hash is skipped);
@@ -45,15 +46,16 @@ def _listing(files: dict[str, Path]) -> list[dict]:
 
 
 def _ranged(body: bytes, header: str | None) -> tuple[int, dict[str, str], bytes]:
-    """The whole file, or the part a ``Range: bytes=N-`` asks for (206 with Content-Range)."""
-    match = re.fullmatch(r"bytes=(\d+)-", header or "")
+    """The whole file, or the part a ``Range: bytes=A-`` / ``bytes=A-B`` asks for (206 with
+    Content-Range; modelscope 1.40 resumes with the first form, older releases ask with the second)."""
+    match = re.fullmatch(r"bytes=(\d+)-(\d*)", header or "")
     if not match:
         return 200, {"Content-Type": "application/octet-stream"}, body
-    start = int(match.group(1))
+    start, end = int(match.group(1)), min(int(match.group(2) or len(body) - 1), len(body) - 1)
     if start >= len(body):
         return 416, {"Content-Range": f"bytes */{len(body)}"}, b""
     return 206, {"Content-Type": "application/octet-stream",
-                 "Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"}, body[start:]
+                 "Content-Range": f"bytes {start}-{end}/{len(body)}"}, body[start:end + 1]
 
 
 class StandInModelScope:

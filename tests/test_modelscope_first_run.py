@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from hub_standin import CKPT, StandInHub, hub_env
@@ -133,3 +135,16 @@ def test_an_unknown_source_in_the_environment_is_one_error_line_naming_the_choic
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "error: Unknown HEARTMULA_DOWNLOAD_SOURCE='modelscop': use hf (the Hugging Face Hub) or modelscope "
         "(ModelScope)."]
+
+
+def test_modelscope_is_imported_only_when_a_download_from_it_runs(tmp_path):
+    """The library, the command line and a first run whose folder lacks nothing leave it alone."""
+    shutil.copytree(CKPT, tmp_path / "HeartMuLa")
+    code = ("import sys, heartmula_core.cli.main as m; m.build_parser()\n"
+            "from heartmula_core.checkpoints.fetch import fetch_models\n"
+            f"fetch_models({str(tmp_path / 'HeartMuLa')!r}, True, source='modelscope')\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] in ('modelscope', 'modelscope_hub')))")
+    out = subprocess.run([sys.executable, "-c", code], env=modelscope_env(None, tmp_path), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
