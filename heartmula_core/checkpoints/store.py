@@ -52,7 +52,7 @@ def download_commands(kind: str, name: str, root: Path) -> list[str]:
     shared = shared_commands(root, KINDS[kind].shared_files) if KINDS[kind].shared_files else []
     hf_repo, modelscope_repo = (sources.repository(kind, name, source) for source in sources.CHOICES)
     folder = sources.commands(hf_repo, modelscope_repo, root / name) if hf_repo else []
-    return shared[:1] + folder[:1] + shared[1:] + folder[1:]
+    return shared[:1] + folder[:1] + shared[1:] + folder[1:]  # the hf commands, then the modelscope ones
 
 
 def complete(folder: Path, kind: str) -> bool:
