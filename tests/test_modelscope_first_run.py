@@ -7,10 +7,13 @@ nothing is asked of the Hub. Without the modelscope package, choosing it is one 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from hub_standin import CKPT, StandInHub, hub_env
 from modelscope_standin import StandInModelScope, hiding_modelscope, modelscope_env, needs_modelscope
@@ -148,3 +151,24 @@ def test_modelscope_is_imported_only_when_a_download_from_it_runs(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@needs_modelscope
+def test_the_modelscope_commands_the_errors_print_fetch_the_official_layout(tmp_path):
+    """Run by hand (here: by modelscope's own command line), they give what --download gives."""
+    from heartmula_core.checkpoints.store import download_commands
+
+    program = Path(sys.executable).with_name("modelscope")
+    if not program.exists():
+        pytest.skip(f"no modelscope command beside {sys.executable}")
+    models = tmp_path / "HeartMuLa"
+    commands = [c for c in download_commands("lm", LM, models) + download_commands("codec", CODEC, models)
+                if c.startswith("modelscope ")]
+    with StandInModelScope() as ms:
+        for command in dict.fromkeys(commands):
+            done = subprocess.run([str(program), *shlex.split(command)[1:]], env=modelscope_env(ms.url, tmp_path),
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, (command, done.stderr)
+    assert len(commands) == 3  # the shared files, the LM, the codec
+    for name in OFFICIAL_FILES:
+        assert (models / name).read_bytes() == (CKPT / name).read_bytes(), name
