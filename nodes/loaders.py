@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from comfy_api.latest import io
 
+from ..heartmula_core.checkpoints.sources import CHOICES, DEFAULT, SOURCE_ENV
 from ..heartmula_core.codec import load_codec
 from ..heartmula_core.lm.load import load_lm
 from ..heartmula_core.settings import WEIGHT_DTYPE_CHOICES
@@ -23,26 +24,37 @@ from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LM
 log = logging.getLogger(__name__)
 
 DOWNLOAD_TOOLTIP = (
-    "Fetch the folder from the Hugging Face Hub into the first HeartMuLa model folder when it is not "
+    "Fetch the folder (from the download source below) into the first HeartMuLa model folder when it is not "
     "there yet (several GB; an LM also needs the shared tokenizer.json and gen_config.json, fetched too). "
-    "Off: a missing folder stops with the exact download command."
+    "Off: a missing folder stops with the exact download commands."
+)
+SOURCE_TOOLTIP = (
+    f"Where download_if_missing fetches from. hf: the Hugging Face Hub. modelscope: ModelScope, the same models "
+    f"where the Hub is out of reach (needs pip install modelscope). default: the {SOURCE_ENV} environment "
+    "variable (hf or modelscope), else hf."
 )
 
 
 def loader_inputs(kind: str, folder_input: str, folder_tooltip: str, dtype_default: str, dtype_tooltip: str,
-                  download_tooltip: str = DOWNLOAD_TOOLTIP) -> list:
-    """The folder dropdown (installed folders, then official names), the dtype and 'download if missing'."""
+                  download_tooltip: str = DOWNLOAD_TOOLTIP, extra: tuple = ()) -> list:
+    """The folder dropdown (installed folders, then official names), the dtype, 'download if missing',
+    the loader's ``extra`` inputs, and last the download source (optional: saved workflows and API
+    prompts from before it existed keep their order and run with the default)."""
     return [io.Combo.Input(folder_input, options=model_folders.choices(kind), tooltip=folder_tooltip),
             io.Combo.Input("dtype", options=list(memory.PLACEMENTS[kind].dtypes), default=dtype_default,
                            tooltip=dtype_tooltip),
-            io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip)]
+            io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip),
+            *extra,
+            io.Combo.Input("download_source", options=[DEFAULT, *CHOICES], default=DEFAULT, optional=True,
+                           tooltip=SOURCE_TOOLTIP)]
 
 
-def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable, weight_dtype: str = "default"):
-    """Resolve (or download) folder ``name`` of ``kind`` and pick its dtype, then
+def load_model(kind: str, name: str, dtype: str, download: bool, build: Callable, weight_dtype: str = "default",
+               source: str = DEFAULT):
+    """Resolve (or download from ``source``) folder ``name`` of ``kind`` and pick its dtype, then
     ``build(folder, dtype, load_device, offload_device)``: the value the loader's socket carries
     (``weight_dtype``: how ``build`` holds the weights, for the log)."""
-    folder = model_folders.resolve(kind, name, download)
+    folder = model_folders.resolve(kind, name, download, source)
     load_device, offload_device = memory.PLACEMENTS[kind].devices()
     torch_dtype = memory.loader_dtype(kind, dtype, load_device)
     held = build(folder, torch_dtype, load_device, offload_device)
@@ -89,7 +101,7 @@ def _codec(weight_dtype: str) -> Callable:
 
 
 def weight_dtype_input(what: str) -> io.Combo.Input:
-    """The LM's and the codec's last input (after download_if_missing, so saved workflows keep their
+    """The LM's and the codec's input after download_if_missing (so saved workflows keep their
     order); optional, so API prompts written before it existed still run (as "default")."""
     return io.Combo.Input(
         "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default", optional=True,
@@ -110,13 +122,15 @@ class LoadHeartMuLaLM(HeartMuLaNode):
                 "lm", "model", "An LM folder under models/HeartMuLa (or another registered HeartMuLa folder). "
                 "Official names not downloaded yet are listed too.",
                 "auto", "Weight and compute precision. auto = bf16 where the GPU supports it, else fp32. fp16 may "
-                "overflow; fp32 doubles memory.") + [weight_dtype_input("the Linear and Embedding weights are")],
+                "overflow; fp32 doubles memory.", extra=(weight_dtype_input("the Linear and Embedding weights are"),)),
             outputs=[LMSocket.Output(display_name="lm", tooltip="The LM, its tokenizer and generation config.")],
         )
 
     @classmethod
-    def execute(cls, model: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default") -> io.NodeOutput:
-        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm(weight_dtype), weight_dtype))
+    def execute(cls, model: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default",
+                download_source: str = DEFAULT) -> io.NodeOutput:
+        return io.NodeOutput(load_model("lm", model, dtype, download_if_missing, _lm(weight_dtype), weight_dtype,
+                                        download_source))
 
 
 class LoadHeartCodec(HeartMuLaNode):
@@ -131,13 +145,15 @@ class LoadHeartCodec(HeartMuLaNode):
                 "codec", "codec", "A HeartCodec folder under models/HeartMuLa. Use HeartCodec-oss-20260123 with the "
                 "20260123 and later LMs.",
                 "fp32", "Precision of the codec's transformer (the rest stays fp32). The authors report audible loss "
-                "below fp32.") + [weight_dtype_input("the transformer's Linear weights are")],
+                "below fp32.", extra=(weight_dtype_input("the transformer's Linear weights are"),)),
             outputs=[CodecSocket.Output(display_name="codec", tooltip="The codec.")],
         )
 
     @classmethod
-    def execute(cls, codec: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default") -> io.NodeOutput:
-        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec(weight_dtype), weight_dtype))
+    def execute(cls, codec: str, dtype: str, download_if_missing: bool, weight_dtype: str = "default",
+                download_source: str = DEFAULT) -> io.NodeOutput:
+        return io.NodeOutput(load_model("codec", codec, dtype, download_if_missing, _codec(weight_dtype), weight_dtype,
+                                        download_source))
 
 
 NODES = [LoadHeartMuLaLM, LoadHeartCodec]

@@ -59,7 +59,7 @@ def choices(kind: str) -> list[str]:
     return store.choices(kind, roots(kind))
 
 
-def resolve(kind: str, name: str, allow_download: bool) -> Path:
+def resolve(kind: str, name: str, allow_download: bool, source: str = "default") -> Path:
     """The folder of ``name`` (the server does not check V3 combo values: any string arrives),
-    downloaded when allowed; otherwise an error with the commands that fetch it."""
-    return store.resolve(kind, name, roots(kind), download_root(kind), allow_download, HOW_TO_ALLOW)
+    downloaded from ``source`` when allowed; otherwise an error with the commands that fetch it."""
+    return store.resolve(kind, name, roots(kind), download_root(kind), allow_download, HOW_TO_ALLOW, source)

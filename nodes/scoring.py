@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..heartmula_core.checkpoints.sources import DEFAULT
 from ..heartmula_core.errors import HeartMuLaError
 from ..heartmula_core.listening.best_take import Take, describe, pick_best
 from ..heartmula_core.listening.clap import clap_scores, estimate_clap_bytes, load_clap
@@ -48,13 +49,16 @@ class LoadCLAP(HeartMuLaNode):
                 "clap", "model", "A CLAP folder (config.json with model_type 'clap', weights, "
                 "preprocessor_config.json, tokenizer).",
                 "fp32", "fp32 is exact and CLAP is small; auto = fp16 on a GPU that runs it well.",
-                "Fetch larger_clap_music from the Hugging Face Hub into models/CLAP when it is not there yet."),
+                "Fetch larger_clap_music into models/CLAP when it is not there yet (from the Hugging Face Hub: "
+                "ModelScope has no official copy)."),
             outputs=[ClapSocket.Output(display_name="clap")],
         )
 
     @classmethod
-    def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        return io.NodeOutput(load_model("clap", model, dtype, download_if_missing, listening(load_clap)))
+    def execute(cls, model: str, dtype: str, download_if_missing: bool,
+                download_source: str = DEFAULT) -> io.NodeOutput:
+        return io.NodeOutput(load_model("clap", model, dtype, download_if_missing, listening(load_clap),
+                                        source=download_source))
 
 
 class ClapScore(HeartMuLaNode):

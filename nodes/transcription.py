@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..heartmula_core.checkpoints.sources import DEFAULT
 from ..heartmula_core.listening.transcribe import (DEFAULT_TEMPERATURES, estimate_transcribe_bytes, load_transcriber,
                                                    transcribe)
 from . import memory
@@ -29,13 +30,15 @@ class LoadHeartTranscriptor(HeartMuLaNode):
             inputs=loader_inputs(
                 "whisper", "model", "A Whisper folder under models/HeartMuLa, e.g. HeartTranscriptor-oss.",
                 "auto", "auto = fp16 on a GPU that runs it well, fp32 on the CPU.",
-                "Fetch HeartTranscriptor-oss from the Hugging Face Hub (about 3 GB) when it is not there yet."),
+                "Fetch HeartTranscriptor-oss (about 3 GB, from the download source below) when it is not there yet."),
             outputs=[TranscriptorSocket.Output(display_name="transcriptor")],
         )
 
     @classmethod
-    def execute(cls, model: str, dtype: str, download_if_missing: bool) -> io.NodeOutput:
-        return io.NodeOutput(load_model("whisper", model, dtype, download_if_missing, listening(load_transcriber)))
+    def execute(cls, model: str, dtype: str, download_if_missing: bool,
+                download_source: str = DEFAULT) -> io.NodeOutput:
+        return io.NodeOutput(load_model("whisper", model, dtype, download_if_missing, listening(load_transcriber),
+                                        source=download_source))
 
 
 class TranscribeLyrics(HeartMuLaNode):

@@ -73,6 +73,7 @@ def test_without_download_a_missing_folder_names_every_command_and_the_switch(tm
     assert f'hf download HeartMuLa/HeartMuLaGen tokenizer.json gen_config.json --local-dir "{models}"' in text
     assert f'hf download HeartMuLa/{LM} --local-dir "{models / LM}"' in text
     assert f'hf download HeartMuLa/{CODEC} --local-dir "{models / CODEC}"' in text
+    assert f'modelscope download --model HeartMuLa/{LM} --local_dir "{models / LM}"' in text
     assert "add --download" in text
     assert not models.exists() and not (tmp_path / "a.wav").exists()
 
@@ -86,7 +87,11 @@ def test_offline_or_unreachable_hub_gives_the_error_line_with_the_commands(tmp_p
     assert ("HF_HUB_OFFLINE is set" in text) == (how == "offline")
     for command in (f"hf download HeartMuLa/HeartMuLaGen tokenizer.json gen_config.json --local-dir \"{models}\"",
                     f'hf download HeartMuLa/{LM} --local-dir "{models / LM}"',
-                    f'hf download HeartMuLa/{CODEC} --local-dir "{models / CODEC}"'):
+                    f'hf download HeartMuLa/{CODEC} --local-dir "{models / CODEC}"',
+                    f'modelscope download --model HeartMuLa/HeartMuLaGen tokenizer.json gen_config.json '
+                    f'--local_dir "{models}"',
+                    f'modelscope download --model HeartMuLa/{LM} --local_dir "{models / LM}"',
+                    f'modelscope download --model HeartMuLa/{CODEC} --local_dir "{models / CODEC}"'):
         assert command in text
     assert not (tmp_path / "a.wav").exists() and not (models / LM / "config.json").exists()
 

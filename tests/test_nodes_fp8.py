@@ -43,13 +43,14 @@ def fp8_keys(model) -> set[str]:
     return {k for k, v in model.state_dict().items() if v.dtype in (torch.float8_e4m3fn, torch.float8_e5m2)}
 
 
-def test_weight_dtype_is_the_last_input_of_both_loaders(nodes):
+def test_weight_dtype_is_the_first_optional_input_of_both_loaders(nodes):
     loaders = nodes[0]
     for node in (loaders.LoadHeartMuLaLM, loaders.LoadHeartCodec):
         types = node.INPUT_TYPES()
-        # saved workflows keep their order (widgets: required, then optional); API prompts written
-        # before weight_dtype existed still run
-        assert list(types["required"])[-1] == "download_if_missing" and list(types["optional"]) == ["weight_dtype"]
+        # saved workflows keep their order (widgets: required, then optional; download_source came
+        # after it); API prompts written before weight_dtype existed still run
+        assert list(types["required"])[-1] == "download_if_missing"
+        assert list(types["optional"]) == ["weight_dtype", "download_source"]
         spec = types["optional"]["weight_dtype"][1]
         assert spec["options"] == ["default", "fp8_e4m3fn", "fp8_e5m2"] and spec["default"] == "default"
         assert "fp8" in spec["tooltip"] and "byte" in spec["tooltip"]

@@ -13,10 +13,10 @@ from heartmula_node_env import CODEC_NAME, LM_NAME, TINY_CKPT, comfy_home  # noq
 
 @pytest.fixture
 def nodes(pack):
-    from heartmula_pack.heartmula_core.checkpoints import store
+    from heartmula_pack.heartmula_core.checkpoints import sources
     from heartmula_pack.nodes import loaders
 
-    return loaders, store
+    return loaders, sources  # sources._hub: where the Hugging Face Hub's client comes from
 
 
 def options(node, name):
@@ -143,11 +143,11 @@ class FakeHub:
 
 
 def test_download_if_missing_fetches_the_official_repos_into_the_model_folder(nodes, comfy_home, monkeypatch):
-    loaders, store = nodes
+    loaders, sources = nodes
     for name in ("tokenizer.json", "gen_config.json"):
         (comfy_home.models / name).unlink()
     hub = FakeHub()
-    monkeypatch.setattr(store, "_hub", lambda: hub)
+    monkeypatch.setattr(sources, "_hub", lambda: hub)
     name = "HeartMuLa-oss-3B-happy-new-year"
     lm, = comfy_home.run(loaders.LoadHeartMuLaLM, model=name, dtype="auto", download_if_missing=True)
     assert lm.folder == comfy_home.models / name
@@ -168,8 +168,8 @@ def test_download_if_missing_fetches_the_official_repos_into_the_model_folder(no
 def test_failed_download_says_what_to_run_by_hand(nodes, comfy_home, monkeypatch):
     from heartmula_pack.heartmula_core.errors import CheckpointError
 
-    loaders, store = nodes
-    monkeypatch.setattr(store, "_hub", lambda: FakeHub(fail=True))
+    loaders, sources = nodes
+    monkeypatch.setattr(sources, "_hub", lambda: FakeHub(fail=True))
     with pytest.raises(CheckpointError) as err:
         comfy_home.run(loaders.LoadHeartCodec, codec="HeartCodec-oss-20260123", dtype="fp32",
                        download_if_missing=True)

@@ -34,3 +34,12 @@ def test_requirements_txt_and_pyproject_ask_for_the_same_packages():
 def test_no_requirement_names_torch_or_torchaudio():
     named = {name_of(r) for r in requirements_txt() + pyproject_dependencies()}
     assert not named & TORCH_FAMILY, named & TORCH_FAMILY
+
+
+def test_modelscope_is_an_optional_extra_that_installing_the_pack_never_pulls_in():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "modelscope" not in {name_of(r) for r in requirements_txt() + pyproject_dependencies()}
+    extras = project["optional-dependencies"]
+    assert [name_of(r) for r in extras["modelscope"]] == ["modelscope"]
+    assert "modelscope" in {name_of(r) for r in extras["test"]}  # scripts/setup-dev installs it for the tests

@@ -31,6 +31,7 @@ class BatchOptions:
     offload: bool = False
     defaults: dict = field(default_factory=dict)  # command-line defaults of the optional job fields
     download: bool = False  # fetch the official models the model folder lacks (checkpoints/fetch.py)
+    source: str | None = None  # where from: hf, modelscope (None: HEARTMULA_DOWNLOAD_SOURCE, else hf)
     ray: str | None = None  # None: embedded; "local": start a local cluster; else an address ("auto", host:port)
     workers: int | None = None
     cpus_per_worker: int = 1
@@ -119,7 +120,8 @@ def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
     if opts.ray is not None and not opts.download and not Path(opts.model_dir).expanduser().exists():
         say(f"batch: {opts.model_dir} is not on this machine; prompt lengths are checked on the workers")
         return
-    fetch_models(opts.model_dir, opts.download, say=say, with_codec=opts.codec_dir is None)
+    fetch_models(opts.model_dir, opts.download, say=say, with_codec=opts.codec_dir is None,
+                 source=opts.source)
     codec = codec_folder_for(opts.model_dir, opts.codec_dir, " with --codec-dir (the codec folder to use)")
     check_prompts_fit(pending, opts.model_dir, opts.jobs, CodecConfig.from_folder(codec).codebook_size)
 

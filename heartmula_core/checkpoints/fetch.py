@@ -1,6 +1,7 @@
 """The command line's first run: what a model folder (``--model-dir``) lacks of the official LM,
-codec and shared files, fetched when the user asked (``--download``) with the loader nodes' code
-(store.download), or named with the ``hf download`` commands that fetch it.
+codec and shared files, fetched when the user asked (``--download``, from the Hugging Face Hub or
+ModelScope: ``--source``) with the loader nodes' code (store.download), or named with the
+``hf download`` and ``modelscope download`` commands that fetch it.
 
 ``--model-dir`` is the root of the official layout (kinds.py) or an LM folder in it: the LM, the
 codec and tokenizer.json / gen_config.json sit in, or beside, that folder. A root without an LM gets
@@ -10,15 +11,14 @@ that model. Downloads are never started unasked: they are several GB.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import CheckpointError
-from . import store
+from . import sources, store
 from .folders import list_folders, missing_shared
-from .kinds import KINDS, SHARED_REPO, hf_command
+from .kinds import KINDS
 
 HOW_TO_ALLOW = "add --download to fetch them"  # the command line's switch
 
@@ -39,7 +39,7 @@ class Missing:
 
     def commands(self) -> list[str]:
         if self.files:
-            return [hf_command(SHARED_REPO, self.root, self.files)]
+            return store.shared_commands(self.root, self.files)
         return store.download_commands(self.kind, self.name, self.root)
 
 
@@ -74,27 +74,27 @@ def missing_models(model_dir: str | Path, with_codec: bool = True) -> list[Missi
 
 
 def fetch_models(model_dir: str | Path, allow_download: bool, say: Callable[[str], None] = print,
-                 how_to_allow: str = HOW_TO_ALLOW, with_codec: bool = True) -> None:
-    """Fetch what ``model_dir`` lacks (``allow_download``), or raise one CheckpointError naming it
-    all, with the commands that fetch it by hand and ``how_to_allow``. Nothing missing: no network."""
+                 how_to_allow: str = HOW_TO_ALLOW, source: str | None = None, with_codec: bool = True) -> None:
+    """Fetch what ``model_dir`` lacks (``allow_download``) from ``source`` (None: the default,
+    sources.pick_source), or raise one CheckpointError naming it all, with the commands that fetch
+    it by hand and ``how_to_allow``. Nothing missing: no network, no download package imported."""
+    source = sources.pick_source(source) if allow_download else None
     missing = missing_models(model_dir, with_codec)
     if missing and not allow_download:
         raise CheckpointError(f"The model folder {model_dir} lacks: {_listed(missing)}. Download them with:\n  "
                               f"{_commands(missing)}\nor {how_to_allow} (several GB, once).")
+    if missing:
+        sources.require(source)  # before the first announcement: a missing package is one line
     for index, item in enumerate(missing):
-        repo = SHARED_REPO if item.files else KINDS[item.kind].repos[item.name]
-        say(f"downloading {item.describe()} from the Hugging Face Hub ({repo})")
+        repo = sources.shared_repository(source) if item.files else sources.repository(item.kind, item.name, source)
+        say(f"downloading {item.describe()} from {sources.SOURCES[source]} ({repo})")
         try:
-            store.download(item.kind, item.name, item.root)
+            store.download(item.kind, item.name, item.root, source)
         except CheckpointError as exc:  # its message names its own commands; name every one left
             cause = exc.__cause__ or exc
-            offline = " (HF_HUB_OFFLINE is set: downloads are switched off)" if _offline() else ""
-            raise CheckpointError(f"Downloading {item.describe()} failed{offline}: {cause}\nDownload what is "
-                                  f"missing by hand with:\n  {_commands(missing[index:])}") from cause
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+            raise CheckpointError(f"Downloading {item.describe()} from {sources.SOURCES[source]} failed"
+                                  f"{sources.offline_note(source)}: {cause}\nDownload what is missing by hand "
+                                  f"with:\n  {_commands(missing[index:])}") from cause
 
 
 def _listed(missing: list[Missing]) -> str:
@@ -102,4 +102,6 @@ def _listed(missing: list[Missing]) -> str:
 
 
 def _commands(missing: list[Missing]) -> str:
-    return "\n  ".join(dict.fromkeys(command for item in missing for command in item.commands()))
+    """Every command once: the ``hf download`` ones, then the ``modelscope download`` ones."""
+    found = dict.fromkeys(command for item in missing for command in item.commands())
+    return "\n  ".join(sorted(found, key=lambda command: command.startswith("modelscope")))

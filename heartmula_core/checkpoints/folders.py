@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..errors import CheckpointError
-from .kinds import KINDS, SHARED_REPO, download_hint, hf_command
+from .kinds import KINDS, MODELSCOPE_SHARED_REPO, SHARED_REPO, download_hint, hf_command, modelscope_command
 
 
 def read_json_object(path: Path, fix: str) -> dict:
@@ -93,7 +93,8 @@ def find_shared(folder: Path, name: str) -> Path:
             return candidate
     raise CheckpointError(
         f"{name} not found in {folder} or {folder.parent}. It ships in the root of the HeartMuLa download: "
-        f"{hf_command(SHARED_REPO, folder.parent, [name])}"
+        f"{hf_command(SHARED_REPO, folder.parent, [name])} (or from ModelScope: "
+        f"{modelscope_command(MODELSCOPE_SHARED_REPO, folder.parent, [name])})"
     )
 
 

@@ -60,7 +60,7 @@ def options_from_args(args) -> BatchOptions:
                         device=args.device, dtype=args.dtype, threads=args.threads, offload=args.offload,
                         defaults=defaults, download=args.download, ray=args.ray, workers=args.workers,
                         cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype,
-                        codec_dir=args.codec_dir)
+                        codec_dir=args.codec_dir, source=args.source)
 
 
 def cmd_batch(args) -> int:
