@@ -20,6 +20,13 @@ from pathlib import Path
 from ..errors import LoraError
 
 
+REFUSED = {  # PEFT fields whose tensors would mean something else when merged as a plain LoRA
+    "fan_in_fan_out": "transposed layers", "lora_bias": "a bias on lora_B", "layer_replication": "replicated layers",
+    "use_qalora": "QALoRA's pooled inputs", "alora_invocation_tokens": "a LoRA active only after given tokens",
+    "target_parameters": "LoRA on bare parameters", "trainable_token_indices": "trained token embeddings",
+}
+
+
 @dataclass(frozen=True)
 class AdapterConfig:
     path: Path
@@ -57,11 +64,10 @@ def _refuse(config: dict, path: Path) -> None:
     if config.get("use_dora"):
         raise LoraError(f"{path}: use_dora is true. DoRA adapters rescale each weight by learned magnitudes, "
                         "which a plain LoRA merge cannot do; they are not supported. Train a LoRA without DoRA.")
-    for field, why in (("fan_in_fan_out", "transposed layers"), ("lora_bias", "a bias on lora_B"),
-                       ("layer_replication", "replicated layers")):
+    for field, why in REFUSED.items():
         if config.get(field):
-            raise LoraError(f"{path}: {field} is set ({why}); HeartMuLa's layers have no such form, so this adapter "
-                            "was made for another model.")
+            raise LoraError(f"{path}: {field} is set ({why}), which a plain LoRA merge cannot reproduce; this "
+                            "adapter is not supported. Train a plain LoRA.")
 
 
 def read_adapter_config(path: Path) -> AdapterConfig | None:
