@@ -132,7 +132,9 @@ def fit_adapter(lora: LoraFile, config: HeartMuLaConfig, checkpoint: Sequence[Pa
             elif (factors := _low_rank(lora, layer, parts, shapes[layer + ".weight"], problems)) is not None:
                 low_rank[layer + ".weight"] = factors
         for kind, (key, _name) in parts.items():
-            if kind.startswith(WHOLE):
+            if kind.startswith(WHOLE) and (DOWN in parts or UP in parts):
+                problems["whole"].append(key)  # a layer is either low-rank or replaced, never both
+            elif kind.startswith(WHOLE):
                 _whole(lora, layer, kind, key, shapes, saved, whole, problems)
     missing = [f"{m}.{n}" for m in saved for n in ("weight", "bias") if f"{m}.{n}" in shapes and f"{m}.{n}" not in whole]
     _raise_problems(lora, config, unmatched, problems, missing, len(groups))
