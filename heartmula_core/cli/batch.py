@@ -9,7 +9,7 @@ from ..batch.driver import BatchOptions, run_batch
 from ..batch.outputs import FORMATS
 from ..settings import SongSettings
 from .first_run import add_download_option
-from .options import add_device_options, add_weight_dtype_option
+from .options import add_device_options, add_lora_option, add_weight_dtype_option
 
 DEFAULTS = SongSettings()
 
@@ -34,6 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--format", default="flac", choices=FORMATS, help="audio format (mp3 needs libsndfile >= 1.1)")
     add_device_options(p, "LM dtype (auto: bf16 on GPU, fp32 on CPU); the codec stays fp32 unless set")
     add_weight_dtype_option(p, "both models' weights (the LM's and the codec transformer's)")
+    add_lora_option(p)
     p.add_argument("--threads", type=int, help="torch CPU threads per worker (default: torch's; Ray: --cpus-per-worker)")
     p.add_argument("--offload", action="store_true",
                    help="keep only the model in use on the GPU, the other in CPU memory (small GPUs)")
@@ -58,7 +59,7 @@ def options_from_args(args) -> BatchOptions:
     return BatchOptions(jobs=args.jobs, model_dir=args.model_dir, out=args.out, format=args.format,
                         device=args.device, dtype=args.dtype, threads=args.threads, offload=args.offload,
                         defaults=defaults, download=args.download, ray=args.ray, workers=args.workers,
-                        cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype)
+                        cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype, loras=tuple(args.lora))
 
 
 def cmd_batch(args) -> int:
