@@ -139,3 +139,22 @@ def edit_config(folder: Path, **fields) -> None:
     config = json.loads(path.read_text())
     config.update(fields)
     path.write_text(json.dumps(config))
+
+
+EXAMPLE_LORA = "heartmula_lora.safetensors"  # the name example_workflows/text_to_song_with_lora.json picks
+
+
+def install_example_lora(models_dir: Path) -> Path:
+    """The example workflow's LoRA in ``models_dir``/loras: a PEFT-named LoRA of the tiny LM, written
+    without PEFT (the real-host harness needs no test dependency)."""
+    tensors = {}
+    g = torch.Generator().manual_seed(7)
+    for key, value in checkpoint_state().items():
+        if twin_name(key):
+            prefix = "base_model.model." + twin_name(key)[: -len(".weight")]
+            tensors[f"{prefix}.lora_A.weight"] = torch.randn(2, value.shape[1], generator=g)
+            tensors[f"{prefix}.lora_B.weight"] = torch.randn(value.shape[0], 2, generator=g) * 0.2
+    path = models_dir / "loras" / EXAMPLE_LORA
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    return path
