@@ -141,8 +141,9 @@ def first_logits(model, config, lm_socket) -> torch.Tensor:
 
 def test_fp8_weights_take_a_lora_within_the_fp8_tolerance(comfy_home, nodes, loras):
     """fp8 moves the LM's logits (README: 8 % on the medium random LM; the 64-wide tiny LM amplifies
-    it ~10x, benchmarks/RESULTS.md); with a LoRA patched into the host's fp8 layers they move no
-    further from the float32 LM with the LoRA merged than fp8 alone moves them from the float32 LM."""
+    it ~10x, benchmarks/RESULTS.md). A LoRA patched into fp8 weights is rounded to fp8 once more, so
+    README allows it up to a second rounding's worth (sqrt 2 = 1.41x fp8 alone); measured here
+    0.74-0.92x, as this LoRA shrinks the logits it is compared on."""
     from heartmula_core.lm.load import load_lm as core_load
     from heartmula_core.lora import load_adapter, merge_adapters
 
@@ -160,7 +161,7 @@ def test_fp8_weights_take_a_lora_within_the_fp8_tolerance(comfy_home, nodes, lor
     assert rel("float", "float + LoRA") > 0.5  # the LoRA moves the logits far more than fp8 does
     fp8_alone, with_lora_error = rel("fp8", "float"), rel("fp8 + LoRA", "float + LoRA")
     print(f"fp8 logits error: {fp8_alone:.3f} alone, {with_lora_error:.3f} with the LoRA")
-    assert 1e-4 < with_lora_error < 1.25 * fp8_alone, (with_lora_error, fp8_alone)
+    assert 1e-4 < with_lora_error < 1.5 * fp8_alone, (with_lora_error, fp8_alone)
 
 
 def text_renamed(folder: Path) -> str:
