@@ -76,9 +76,9 @@ def cli_codes(tmp_path: Path, *loras: str) -> torch.Tensor:
 def test_the_node_lists_comfyuis_loras_folder_and_takes_a_strength(nodes, loras):
     spec = nodes[1].LoadHeartMuLaLoRA.INPUT_TYPES()["required"]
     assert list(spec) == ["lm", "lora_name", "strength"]
-    assert {"style/adapter_model.safetensors", "voice/adapter_model.safetensors", "kohya.safetensors"} <= \
-        set(spec["lora_name"][1]["options"] if len(spec["lora_name"]) > 1 and "options" in spec["lora_name"][1]
-            else spec["lora_name"][0])
+    kind, options = spec["lora_name"][0], spec["lora_name"][1]
+    listed = options["options"] if kind == "COMBO" else kind  # 0.28: ("COMBO", {options}); 0.3.64: ([...], {})
+    assert {"style/adapter_model.safetensors", "voice/adapter_model.safetensors", "kohya.safetensors"} <= set(listed)
     options = spec["strength"][1]
     assert options["default"] == 1.0 and options["min"] == -100.0 and options["max"] == 100.0
 
@@ -90,6 +90,29 @@ def test_the_node_gives_the_codes_of_the_command_line(comfy_home, nodes, loras, 
     expected = cli_codes(tmp_path, f"{loras / 'style'}:{strength}")
     assert not torch.equal(expected, cli_codes(tmp_path))
     assert torch.equal(node_codes(comfy_home, nodes, patched), expected)
+
+
+def test_a_full_load_holds_the_command_lines_merged_weights_as_plain_tensors(comfy_home, nodes, loras):
+    """What the sampler's CUDA graph captures: after ComfyUI loads the patched LM fully, every weight
+    is an ordinary tensor on the load device (no per-call patch function), bit for bit the command
+    line's merge."""
+    from heartmula_core.lm.capture import weights_on
+    from heartmula_core.lm.load import load_lm as core_load
+    from heartmula_core.lora import load_adapter, merge_adapters
+
+    lm = load_lm(comfy_home, nodes)
+    patched = with_lora(comfy_home, nodes, with_lora(comfy_home, nodes, lm, "style/adapter_model.safetensors", 0.5),
+                        "kohya.safetensors", -1.0)
+    node_codes(comfy_home, nodes, patched)
+    model = patched.patcher.model
+    assert weights_on(model, patched.patcher.load_device)
+    assert not any(getattr(m, "weight_function", None) for m in model.modules())
+    assert all(type(p.data) is torch.Tensor for p in model.parameters())
+    reference = core_load(TINY_LM)
+    merge_adapters(reference.model, [(load_adapter(loras / "style", reference.config), 0.5),
+                                     (load_adapter(loras / "kohya.safetensors", reference.config), -1.0)])
+    ours = model.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in reference.model.state_dict().items())
 
 
 def test_other_branches_keep_the_base_weights_and_strength_changes_never_reload(comfy_home, nodes, loras, tmp_path,
