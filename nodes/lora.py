@@ -23,9 +23,9 @@ import comfy.lora
 import folder_paths
 from comfy_api.latest import io
 
+from ..heartmula_core.checkpoints.folders import weight_files
 from ..heartmula_core.errors import LoraError
 from ..heartmula_core.lora import Adapter, load_adapter
-from ..heartmula_core.lm.load import resolve_lm_folder
 from ..heartmula_core.settings import check
 from .base import CATEGORY, HeartMuLaNode, widget
 from .types import LMSocket
@@ -96,7 +96,7 @@ class LoadHeartMuLaLoRA(HeartMuLaNode):
     @classmethod
     def execute(cls, lm, lora_name: str, strength: float) -> io.NodeOutput:
         strength = check("lora_strength", strength, "strength")
-        adapter = load_adapter(lora_path(lora_name), lm.config, resolve_lm_folder(lm.folder).weights)
+        adapter = load_adapter(lora_path(lora_name), lm.config, weight_files(lm.folder, "lm"))
         if strength == 0:
             return io.NodeOutput(lm)  # checked, then off: the input LM itself
         patcher = lm.patcher.clone()
