@@ -22,7 +22,7 @@ except ImportError:
 log = logging.getLogger("HeartMuLa")
 
 # The modules of nodes/ that hold nodes, in menu order.
-NODE_MODULES = ("loaders", "conditioning", "sampler", "decoding", "codes_io", "transcription", "scoring")
+NODE_MODULES = ("loaders", "lora", "conditioning", "sampler", "decoding", "codes_io", "transcription", "scoring")
 
 
 def node_classes() -> list:

@@ -8,6 +8,9 @@ lazily, so ``import heartmula_core`` stays cheap (docs/ARCHITECTURE.md lists it)
     lm = heartmula_core.LMFolder("models/HeartMuLa/HeartMuLa-oss-3B", device, dtype)
     plan = heartmula_core.plan_song(lm, heartmula_core.prompt_for(lm, tags, lyrics), settings)
     result = heartmula_core.sample_song(lm, plan)
+
+LoRAs: ``SongSettings(loras=(("my_style/", 0.8),))`` and ``LMFolder(..., loras=settings.loras)`` (checked
+at once, merged when the weights load), or ``load_adapter`` / ``merge_adapters`` on a loaded model.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ _EXPORTS = {  # name -> the module (relative to this package) that defines it
                      "song_start"), "song"),
     **dict.fromkeys(("load_codes", "save_codes", "check_codes", "FRAME_RATE", "CODEBOOKS"), "codes"),
     **dict.fromkeys(("HeartMuLaError", "CheckpointError", "PromptError", "SettingsError", "CodesError",
-                     "OutputError"), "errors"),
+                     "OutputError", "LoraError"), "errors"),
+    **dict.fromkeys(("load_adapter", "merge_adapters", "Adapter"), "lora"),
     "WeightStorage": "quant.storage",
     "write_audio": "audio_files",
 }

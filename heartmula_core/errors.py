@@ -24,3 +24,8 @@ class CodesError(HeartMuLaError):
 
 class OutputError(HeartMuLaError):
     """An output path cannot be written: a folder, a device, read-only, or the disk is full."""
+
+
+class LoraError(CheckpointError):
+    """A LoRA file cannot be applied to the LM as a whole: unreadable, another model's or size's layers,
+    or a kind of adapter the pack does not apply (DoRA). Never applied in part."""

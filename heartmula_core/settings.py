@@ -49,6 +49,8 @@ KNOBS = {
     "decode_steps": Knob(True, 1, 1000, " 10 is the default.", (1, 100, 1)),
     "decode_guidance": Knob(False, 0.0, 100.0, " 1.0 turns guidance off; 1.25 is the default.", (0.0, 10.0, 0.05)),
     "decode_seed": Knob(True, 0, MAX_SEED, " Any seed from 0 to 2**64-1 works.", (0, MAX_SEED, 1)),
+    "lora_strength": Knob(False, -100.0, 100.0, " 1.0 applies a LoRA as trained, 0 turns it off, negative values "
+                          "push away from it.", (-100.0, 100.0, 0.01)),
 }
 
 
@@ -143,6 +145,18 @@ def check_decoding(steps, guidance, names: Mapping[str, str] | None = None) -> N
     check("decode_guidance", guidance, n.get("decode_guidance", "guidance"))
 
 
+def check_loras(loras, name: str = "loras") -> tuple:
+    """((file or folder, strength), ...) with each strength a finite number in the knob's range."""
+    if not isinstance(loras, (tuple, list)) or not all(isinstance(x, (tuple, list)) and len(x) == 2 for x in loras):
+        raise SettingsError(f"{name} must be (LoRA file or folder, strength) pairs, got {shown(loras)}.")
+    checked = []
+    for path, strength in loras:
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise SettingsError(f"{name}: {shown(path)} is not a LoRA file or folder.")
+        checked.append((path, check("lora_strength", strength, f"{name} strength")))
+    return tuple(checked)
+
+
 @dataclass(frozen=True)
 class SongSettings:
     """Everything a front door offers for one song job, under the core's names. ``continue_from``:
@@ -178,7 +192,7 @@ class SongSettings:
             raise SettingsError(f"{n.get('keep_seconds', 'keep_seconds')} says how much of a song to keep; give the "
                                 f"song with {n.get('continue_from', 'continue_from')}.")
         check_weight_dtype(self.weight_dtype, n.get("weight_dtype"))
-        return replace(self, **values)
+        return replace(self, **values, loras=check_loras(self.loras, n.get("loras", "loras")))
 
     @property
     def decoder_seed(self) -> int:

@@ -10,20 +10,23 @@ core: each version's fp8 layers are described by a ``HostLayout`` the core loads
   fp8 matmul.
 - ComfyUI 0.3.64 (``comfy.ops.scaled_fp8_ops``): Linear takes ``weight`` (fp8) + ``scale_weight``,
   on every Linear of the model; embeddings stay in the compute dtype (``COMFY_SCALED_FP8``).
-- A host with neither (the test stand-in): the core's own fp8 layers; ComfyUI then loads the model
-  whole, as it does any model whose layers are not ``comfy.ops`` ones.
+- A host with neither (the test stand-in): the core's own fp8 layers, with ComfyUI's weight-patching
+  hooks (``convert_weight`` / ``set_weight``, as its scaled fp8 layers have) so LoRAs patch them;
+  ComfyUI then loads the model whole, as it does any model whose layers are not ``comfy.ops`` ones.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+from types import SimpleNamespace
 
 import torch
 
 import comfy.ops
 
 from ..heartmula_core.errors import SettingsError
+from ..heartmula_core.quant import formats
 from ..heartmula_core.quant.formats import FP8_BY_NAME
 from ..heartmula_core.quant.ops import operations as core_fp8_operations
 from ..heartmula_core.quant.storage import CORE, EMBEDDING, LINEAR, HostLayout, WeightStorage
@@ -61,4 +64,31 @@ def weight_storage(fp8: torch.dtype | None, compute_dtype: torch.dtype) -> Weigh
         return WeightStorage(fp8, ops, COMFY_SCALED_FP8)
     log.warning("HeartMuLa: this ComfyUI has no fp8 layers (mixed_precision_ops / scaled_fp8_ops); using the "
                 "pack's own, so the model is loaded whole.")
-    return WeightStorage(fp8, core_fp8_operations(compute_dtype), CORE)
+    ops = core_fp8_operations(compute_dtype)
+    return WeightStorage(fp8, SimpleNamespace(**{**vars(ops), "Linear": type("Linear", (Patchable, ops.Linear), {}),
+                                                 "Embedding": type("Embedding", (Patchable, ops.Embedding), {})}), CORE)
+
+
+class Patchable:
+    """ComfyUI's weight-patching hooks for the core's fp8 layers: the patcher widens a weight with
+    ``convert_weight`` (times its scale), adds the patches, and stores the sum with ``set_weight``
+    under the same scale (saturating, as ComfyUI 0.3.64's scaled fp8 layers do), so putting the
+    original weight back restores the layer."""
+
+    def _scale(self, like: torch.Tensor) -> torch.Tensor:
+        scale = getattr(self, "weight_scale", None)
+        return torch.ones((), device=like.device) if scale is None else scale.to(like.device, torch.float32)
+
+    def convert_weight(self, weight, inplace=False, **kwargs):
+        scale = self._scale(weight).to(weight.dtype)
+        return weight.mul_(scale) if inplace else weight * scale
+
+    def set_weight(self, weight, inplace_update=False, seed=None, return_weight=False, **kwargs):
+        stored = torch.empty_like(self.weight, device=weight.device)
+        if formats.is_fp8(stored.dtype):
+            formats.quantize_into(stored, weight, self._scale(weight))
+        else:
+            stored.copy_(weight / self._scale(weight))
+        if return_weight:
+            return stored
+        self.weight = torch.nn.Parameter(stored, requires_grad=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from heartmula_node_env import comfy_home  # noqa: F401  (fixture)
+from lora_fixtures import EXAMPLE_LORA
 
 ROOT = Path(__file__).resolve().parents[1]
 MINE = ["text_to_song.json", "sample_and_save_codes.json", "load_codes_and_decode.json"]
@@ -55,7 +56,8 @@ def test_widget_values_and_links_fit_the_schemas(path, object_info, pack):
     workflow = json.loads(path.read_text(encoding="utf-8"))
     prompt = load_converter().convert(workflow, object_info)
     nodes = {n["id"]: n for n in workflow["nodes"]}
-    environment_lists = {"model": list(KINDS["lm"].repos), "codec": list(KINDS["codec"].repos)}
+    environment_lists = {"model": list(KINDS["lm"].repos), "codec": list(KINDS["codec"].repos),
+                         "lora_name": [EXAMPLE_LORA]}  # the real-host harness installs it (tests/lora_fixtures.py)
     for node_id, entry in prompt.items():
         definition = object_info[entry["class_type"]]
         required = definition["input"]["required"]

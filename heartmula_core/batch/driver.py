@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HeartMuLaError
+from ..settings import check_loras
 from .jobs import NAMES, Job, describe_problems, parse_jobs
 from .manifest import Manifest, OutputLock, check_against_manifest, remove_partials
 from .outputs import check_format, record_job
@@ -37,6 +38,7 @@ class BatchOptions:
     cpus_per_worker: int = 1
     weight_dtype: str = "default"  # how the workers hold both models' weights (--weight-dtype)
     codec_dir: str | None = None  # the codec folder (--codec-dir); default: the one in or beside model_dir
+    loras: tuple = ()  # (file or folder, strength) merged into the LM for every job (--lora)
 
 
 @dataclass
@@ -59,10 +61,11 @@ class BatchSummary:
         return f"batch: {self.total} jobs: " + ", ".join(parts) + f"; {self.seconds:.1f} s"
 
 
-def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_size: int | None = None) -> None:
+def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_size: int | None = None,
+                      loras: tuple = ()) -> None:
     """Every pending job's song plan, with the tokenizer and config only (no weights): prompt plus
-    length against the context, the songs to continue against the LM. Memory is the workers' check,
-    on their own devices."""
+    length against the context, the songs to continue against the LM, and the run's LoRAs against
+    the LM. Memory is the workers' check, on their own devices."""
     import torch
 
     from ..song import LMFolder, plan_song, prompt_for, read_start
@@ -71,7 +74,7 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_
         def check_memory(self, needed: int, what: str, fix: str) -> None:
             pass
 
-    lm = Unloaded(model_dir, torch.device("cpu"), torch.float32)
+    lm = Unloaded(model_dir, torch.device("cpu"), torch.float32, loras=loras)
     problems = []
     for job in jobs:
         try:
@@ -85,7 +88,7 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_
 
 def make_runner(opts: BatchOptions):
     spec = WorkerSpec(opts.model_dir, opts.device, opts.dtype, opts.threads, opts.offload,
-                      weight_dtype=opts.weight_dtype, codec_dir=opts.codec_dir)
+                      weight_dtype=opts.weight_dtype, codec_dir=opts.codec_dir, loras=opts.loras)
     if opts.ray is None:
         from .local import LocalRunner
 
@@ -123,7 +126,8 @@ def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
     fetch_models(opts.model_dir, opts.download, say=say, with_codec=opts.codec_dir is None,
                  source=opts.source)
     codec = codec_folder_for(opts.model_dir, opts.codec_dir, " with --codec-dir (the codec folder to use)")
-    check_prompts_fit(pending, opts.model_dir, opts.jobs, CodecConfig.from_folder(codec).codebook_size)
+    check_prompts_fit(pending, opts.model_dir, opts.jobs, CodecConfig.from_folder(codec).codebook_size,
+                      opts.loras)
 
 
 def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:
@@ -134,6 +138,7 @@ def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> B
     jobs = parse_jobs(opts.jobs, opts.defaults)  # before anything touches the output folder
     summary.total = len(jobs)
     check_format(opts.format)
+    check_loras(opts.loras, "--lora")
     with OutputLock(out):
         pending, manifest = _prepare(opts, jobs, out, summary, say)
         if pending:

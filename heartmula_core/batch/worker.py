@@ -30,6 +30,7 @@ class WorkerSpec:
     label: str = "local"
     weight_dtype: str = "default"  # how both models hold their weights (fp8: the LM and the codec's transformer)
     codec_dir: str | None = None  # the codec folder; None: the one in or beside model_dir
+    loras: tuple = ()  # (file or folder, strength) merged into the LM
 
 
 @dataclass
@@ -62,7 +63,7 @@ class SongMaker:
         codec_dir = codec_folder_for(spec.model_dir, spec.codec_dir)  # fail before the slow LM load if it is missing
         storage = WeightStorage.named(spec.weight_dtype)
         park = torch.device("cpu") if spec.offload else self.device
-        self.lm = LMFolder(spec.model_dir, self.device, pick_dtype(spec.dtype, self.device), storage)
+        self.lm = LMFolder(spec.model_dir, self.device, pick_dtype(spec.dtype, self.device), storage, spec.loras)
         self.codec = CodecFolder(codec_dir, park, pick_dtype(spec.dtype, self.device, default_gpu=torch.float32),
                                  storage)
         self.lm.load(), self.codec.load()

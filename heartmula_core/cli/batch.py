@@ -9,7 +9,7 @@ from ..batch.driver import BatchOptions, run_batch
 from ..batch.outputs import FORMATS
 from ..settings import SongSettings
 from .first_run import add_download_option
-from .options import add_codec_dir_option, add_device_options, add_weight_dtype_option
+from .options import add_codec_dir_option, add_device_options, add_lora_option, add_weight_dtype_option
 
 DEFAULTS = SongSettings()
 
@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--format", default="flac", choices=FORMATS, help="audio format (mp3 needs libsndfile >= 1.1)")
     add_device_options(p, "LM dtype (auto: bf16 on GPU, fp32 on CPU); the codec stays fp32 unless set")
     add_weight_dtype_option(p, "both models' weights (the LM's and the codec transformer's)")
+    add_lora_option(p)
     p.add_argument("--threads", type=int, help="torch CPU threads per worker (default: torch's; Ray: --cpus-per-worker)")
     p.add_argument("--offload", action="store_true",
                    help="keep only the model in use on the GPU, the other in CPU memory (small GPUs)")
@@ -60,7 +61,7 @@ def options_from_args(args) -> BatchOptions:
                         device=args.device, dtype=args.dtype, threads=args.threads, offload=args.offload,
                         defaults=defaults, download=args.download, ray=args.ray, workers=args.workers,
                         cpus_per_worker=args.cpus_per_worker, weight_dtype=args.weight_dtype,
-                        codec_dir=args.codec_dir, source=args.source)
+                        codec_dir=args.codec_dir, source=args.source, loras=tuple(args.lora))
 
 
 def cmd_batch(args) -> int:

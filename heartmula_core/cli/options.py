@@ -5,6 +5,7 @@ song path's settings: ``--cfg`` is ``cfg_scale``, ``--batch`` is ``batch_size``,
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..codes import FRAME_RATE
 from ..runtime import DEVICE_CHOICES, DTYPE_CHOICES
@@ -35,6 +36,26 @@ def add_sample_options(p: argparse.ArgumentParser) -> None:
                    "whose songs to continue, each --batch times; --seconds counts the whole song")
     p.add_argument("--keep-seconds", type=float, help="keep the first S seconds of each song and write the rest "
                    "anew (a variation); default: keep all (extend)")
+    add_lora_option(p)
+
+
+def add_lora_option(p: argparse.ArgumentParser) -> None:
+    """``--lora FILE_OR_FOLDER[:STRENGTH]``, repeatable (sample, generate, batch)."""
+    p.add_argument("--lora", action="append", default=[], metavar="FILE_OR_FOLDER[:STRENGTH]", type=lora_arg,
+                   help="a LoRA of the LM (a .safetensors file, or the folder PEFT / SimpleTuner saved) merged into "
+                        "its weights, at STRENGTH (default 1.0; 0 = off, negative allowed); repeat for several")
+
+
+def lora_arg(value: str) -> tuple[str, float]:
+    """``FILE[:STRENGTH]`` -> (file, strength). A value naming an existing path is a path whole (names
+    may hold ':'); otherwise the text after the last ':' is the strength when it is a number."""
+    if Path(value).expanduser().exists() or ":" not in value:
+        return value, 1.0
+    path, _, strength = value.rpartition(":")
+    try:
+        return path, float(strength)
+    except ValueError:
+        return value, 1.0  # a ':' inside a name of a file that does not exist: the LoRA check names it
 
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:
@@ -73,7 +94,7 @@ def song_settings(args) -> SongSettings:
         seed=args.seed, seconds=args.seconds, temperature=args.temperature, top_k=args.top_k, cfg_scale=args.cfg,
         batch_size=args.batch, continue_from=args.continue_from, keep_seconds=args.keep_seconds,
         decode_steps=getattr(args, "steps", 10), decode_guidance=getattr(args, "guidance", 1.25),
-        weight_dtype=args.weight_dtype,
+        weight_dtype=args.weight_dtype, loras=tuple(getattr(args, "lora", ())),
     ).checked(NAMES)
 
 

@@ -24,7 +24,8 @@ def plan_sampling(args, settings: SongSettings, start, codebook_size: int | None
     """The LM folder (weights not loaded yet) and the checked plan: prompt, context, the songs to
     continue against the LM, the codec's codebook (``codebook_size``) and memory."""
     device = pick_device(args.device)
-    lm = LMFolder(args.model_dir, device, pick_dtype(args.dtype, device), WeightStorage.named(settings.weight_dtype))
+    lm = LMFolder(args.model_dir, device, pick_dtype(args.dtype, device), WeightStorage.named(settings.weight_dtype),
+                  settings.loras)
     prompt = prompt_for(lm, text_or_file(args.tags, "tags"), text_or_file(args.lyrics, "lyrics"))
     return lm, plan_song(lm, prompt, settings, start, codebook_size, NAMES)
 
@@ -38,6 +39,7 @@ def run_sampling(lm: LMFolder, plan: SongPlan):
     frames = int(result.frames_run)
     fps = (frames - 1) / result.frame_seconds if result.frame_seconds > 0 else float("inf")
     kept = f" (continued from {plan.start.lengths} frames)" if plan.start else ""
+    kept += "".join(f" with LoRA {path} at {strength:g}" for path, strength in plan.settings.loras)
     summary = (f"sampled {plan.songs} song(s){kept}, lengths {result.lengths.tolist()} frames "
                f"({[round(n / FRAME_RATE, 2) for n in result.lengths.tolist()]} s), {fps:.1f} frames/s "
                f"({result.ms_per_frame:.1f} ms/frame, prompt {result.prompt_seconds * 1000:.0f} ms) "

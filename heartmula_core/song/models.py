@@ -24,6 +24,7 @@ from ..codec.load import weight_plan as codec_weight_plan
 from ..lm.config import GenConfig, HeartMuLaConfig
 from ..lm.load import load_lm, load_tokenizer, resolve_lm_folder
 from ..lm.load import weight_plan as lm_weight_plan
+from ..lora import load_adapter, merge_adapters, merge_bytes
 from ..quant.storage import WeightStorage, held_bytes
 from ..runtime import check_memory
 
@@ -81,25 +82,30 @@ class _Folder:
 
 class LMFolder(_Folder):
     """An LM folder (or a root holding one) on ``device``: config.json, gen_config.json and
-    tokenizer.json read and checked now; the weights, held as ``storage`` says, on the first
-    ``ready``."""
+    tokenizer.json read and checked now, and so are the ``loras`` ((file or folder, strength), ...),
+    against the LM's architecture; the weights, held as ``storage`` says, on the first ``ready``,
+    with the LoRAs merged into them right after."""
 
     def __init__(self, path: str | Path, device: torch.device, dtype: torch.dtype,
-                 storage: WeightStorage = WeightStorage()):
+                 storage: WeightStorage = WeightStorage(), loras: tuple = ()):
         self.files = resolve_lm_folder(path)
         self.name = self.files.folder.name
         self.config = HeartMuLaConfig.from_file(self.files.config)
         self.gen_config = GenConfig.from_file(self.files.gen_config, self.config)
         self.tokenizer = load_tokenizer(self.files.tokenizer)
         self.device, self.dtype, self.storage = device, dtype, storage
+        self.adapters = [(load_adapter(p, self.config, self.files.weights), s) for p, s in loras]
 
     def weight_bytes(self) -> int:
-        """The weights as they will be held (fp8 ones at a byte each)."""
+        """The weights as they will be held (fp8 ones at a byte each), plus what merging LoRAs needs."""
         shapes, plan = lm_weight_plan(self.config, self.storage.fp8)
-        return held_bytes(shapes, plan, lambda _name: self.dtype)
+        return held_bytes(shapes, plan, lambda _name: self.dtype) + merge_bytes(self.adapters, shapes)
 
     def _load(self) -> torch.nn.Module:
-        return load_lm(self.files.folder, device=self.device, dtype=self.dtype, storage=self.storage).model
+        model = load_lm(self.files.folder, device=self.device, dtype=self.dtype, storage=self.storage).model
+        merge_adapters(model, self.adapters)
+        self.adapters = []  # merged: their tensors are not needed any more
+        return model
 
 
 class CodecFolder(_Folder):

@@ -92,3 +92,32 @@ def get_save_image_path(filename_prefix: str, output_dir: str, image_width=0, im
                 pass
     counter = max(counters, default=0) + 1
     return full_output_folder, filename, counter, subfolder, filename_prefix
+
+
+folder_names_and_paths["loras"] = ([os.path.join(models_dir, "loras")], supported_pt_extensions)
+
+
+def get_filename_list(folder_name: str) -> list[str]:
+    """Files (with the folder's extensions, if it names any) under every path of ``folder_name``,
+    relative with '/' separators, sorted and without duplicates (no caching here)."""
+    paths, extensions = folder_names_and_paths[folder_name]
+    found = set()
+    for root in paths:
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            dirs[:] = [d for d in dirs if d != ".git"]
+            for name in files:
+                if not extensions or os.path.splitext(name)[1].lower() in extensions:
+                    found.add(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def get_full_path(folder_name: str, filename: str) -> str | None:
+    """The first path of ``folder_name`` holding the file ``filename`` (kept inside those folders)."""
+    if folder_name not in folder_names_and_paths:
+        return None
+    filename = os.path.relpath(os.path.join("/", filename), "/")
+    for root in folder_names_and_paths[folder_name][0]:
+        full = os.path.join(root, filename)
+        if os.path.isfile(full):
+            return full
+    return None

@@ -51,6 +51,9 @@ def prepare_base_directory(base: Path) -> Path:
     if not models.exists():
         shutil.copytree(TINY_CHECKPOINTS, models)
     install_listening_models(base / "models")
+    from lora_fixtures import install_example_lora  # tests/ is on sys.path now
+
+    install_example_lora(base / "models")
     return base
 
 

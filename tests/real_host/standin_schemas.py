@@ -22,6 +22,7 @@ def main() -> None:
     pack = importlib.util.module_from_spec(spec)
     sys.modules["heartmula_pack"] = pack
     spec.loader.exec_module(pack)
+    with_server_loras()
     out = {}
     for cls in pack.node_classes():
         schema = cls.GET_SCHEMA()
@@ -33,6 +34,23 @@ def main() -> None:
             "display_name": schema.display_name,
         }
     json.dump(out, sys.stdout)
+
+
+def with_server_loras() -> None:
+    """The loras folder as the harness fills the server's (comfy_server.prepare_base_directory)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import folder_paths
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from lora_fixtures import install_example_lora
+
+    models = Path(tempfile.mkdtemp(prefix="heartmula-standin-models-"))
+    atexit.register(shutil.rmtree, models, True)
+    install_example_lora(models)
+    folder_paths.folder_names_and_paths["loras"] = ([str(models / "loras")], folder_paths.supported_pt_extensions)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 MODULES = {
     "comfy/model_management.py": "comfy.model_management",
     "comfy/model_patcher.py": "comfy.model_patcher",
+    "comfy/lora.py": "comfy.lora",
     "comfy/utils.py": "comfy.utils",
     "comfy/ops.py": "comfy.ops",
     "folder_paths.py": "folder_paths",

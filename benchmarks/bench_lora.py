@@ -1,0 +1,133 @@
+"""Merging a LoRA into a loaded LM (the command line's and ``batch``'s way): time, the memory it needs
+beyond the model and the LoRA, and what fp8 weights cost in accuracy with a LoRA merged.
+
+    python -m benchmarks.bench_lora [--rank 16] [--threads 1] [--sizes medium,3B-blocks]
+
+The LoRA: rank ``--rank`` on every block projection (q, k, v, o, gate, up, down of the backbone and
+the decoder), random factors. ``3B-blocks``: 2 backbone and 1 decoder layers at the 3B's widths
+(the whole 3B does not fit this machine's RAM beside other work); its "3B, extrapolated" row
+scales the time by the 3B's 28 + 3 layers (the merge is layer by layer, so time is linear in the
+layers and the extra memory is that of the largest layer, whatever the depth). Extra memory: the
+peak of live tensors during the merge minus nothing (the model and the LoRA exist before it),
+replayed from the profiler (cpu_memory.peak_live_bytes). fp8 accuracy (medium): first-frame
+logits of the fp8 LM with the LoRA merged against the float32 LM with the LoRA merged, beside fp8
+alone against float32 (bench_fp8's measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from heartmula_core.lm.config import HeartMuLaConfig, LlamaConfig
+from heartmula_core.lm.load import load_lm
+from heartmula_core.lora.fit import Adapter, LowRank
+from heartmula_core.lora.merge import merge_adapters, merge_bytes
+from heartmula_core.quant import formats
+from heartmula_core.quant.storage import WeightStorage
+
+from .bench_fp8 import TINY_CKPT, first_logits
+from .cpu_memory import peak_live_bytes
+from .lm_sizes import MEDIUM, REAL_3B
+from .random_lm import random_lm, random_prompt
+from .table import print_table
+
+BLOCKS_3B = HeartMuLaConfig(backbone=dataclasses.replace(REAL_3B.backbone, num_layers=2),
+                            decoder=dataclasses.replace(REAL_3B.decoder, num_layers=1),
+                            text_vocab_size=300, audio_vocab_size=REAL_3B.audio_vocab_size)
+SIZES = {"medium": (MEDIUM, 1.0), "3B-blocks": (BLOCKS_3B, (28 + 3) / (2 + 1))}
+PROJECTIONS = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.output_proj", "mlp.w1", "mlp.w2", "mlp.w3")
+
+
+def write_lm(config: HeartMuLaConfig, folder: Path) -> Path:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    blob = {"model_type": "heartmula", "backbone": dataclasses.asdict(config.backbone),
+            "decoder": dataclasses.asdict(config.decoder), "text_vocab_size": config.text_vocab_size,
+            "audio_vocab_size": config.audio_vocab_size, "audio_num_codebooks": config.audio_num_codebooks,
+            "muq_dim": config.muq_dim}
+    (folder / "config.json").write_text(json.dumps(blob))
+    save_file({k: v.contiguous() for k, v in random_lm(config, "cpu", torch.float32).state_dict().items()},
+              str(folder / "model.safetensors"))
+    for name in ("tokenizer.json", "gen_config.json"):
+        shutil.copy(TINY_CKPT / name, folder / name)
+    return folder
+
+
+def random_adapter(model: torch.nn.Module, rank: int, seed: int = 0) -> Adapter:
+    g = torch.Generator().manual_seed(seed)
+    low_rank = {}
+    for key, t in model.state_dict().items():
+        if key.endswith(".weight") and key[: -len(".weight")].endswith(PROJECTIONS) and ".layers." in key:
+            out, inp = t.shape
+            low_rank[key] = LowRank(torch.randn(out, rank, generator=g) * 0.02, torch.randn(rank, inp, generator=g) / inp ** 0.5,
+                                    float(rank))
+    return Adapter(Path("random"), low_rank, {})
+
+
+def merge_row(size: str, folder: Path, label: str, dtype, fp8, rank: int, factor: float) -> dict:
+    lm = load_lm(folder, dtype=dtype, storage=WeightStorage(fp8))
+    adapter = random_adapter(lm.model, rank)
+    model_bytes = sum(t.numel() * t.element_size() for t in lm.model.state_dict().values())
+    start = time.perf_counter()
+    merge_adapters(lm.model, [(adapter, 1.0)])
+    seconds = time.perf_counter() - start
+    lm = load_lm(folder, dtype=dtype, storage=WeightStorage(fp8))
+    extra = peak_live_bytes(lambda: merge_adapters(lm.model, [(adapter, 1.0)]))
+    shapes = {k: tuple(v.shape) for k, v in lm.model.state_dict().items()}
+    return {"LM": size, "weights": label, "model GB": f"{model_bytes / 1e9:.3f}",
+            "LoRA MB": f"{adapter.nbytes() / 1e6:.1f}", "merge s": f"{seconds:.3f}",
+            "3B extrapolated s": f"{seconds * factor:.1f}" if factor != 1.0 else "",
+            "extra peak MB (measured)": f"{extra / 1e6:.1f}",
+            "estimate MB (merge_bytes)": f"{merge_bytes([(adapter, 1.0)], shapes) / 1e6:.1f}"}
+
+
+def fp8_accuracy(folder: Path, rank: int) -> list[dict]:
+    rows, logits = [], {}
+    for label, fp8 in (("float32", None), ("fp8 e4m3fn", formats.E4M3)):
+        for strength in (0.0, 1.0):
+            lm = load_lm(folder, storage=WeightStorage(fp8))
+            merge_adapters(lm.model, [(random_adapter(lm.model, rank), strength)])
+            logits[label, strength] = first_logits(lm, random_prompt(lm.config), torch.float32)
+    rel = lambda a, b: float((logits[a] - logits[b]).norm() / logits[b].norm())  # noqa: E731
+    rows.append({"medium LM": "fp8 e4m3fn vs float32, no LoRA", "first-frame logits rel. error":
+                 f"{rel(('fp8 e4m3fn', 0.0), ('float32', 0.0)):.3f}"})
+    rows.append({"medium LM": "fp8 e4m3fn + LoRA vs float32 + LoRA", "first-frame logits rel. error":
+                 f"{rel(('fp8 e4m3fn', 1.0), ('float32', 1.0)):.3f}"})
+    rows.append({"medium LM": "float32 + LoRA vs float32 (what the LoRA changes)", "first-frame logits rel. error":
+                 f"{rel(('float32', 1.0), ('float32', 0.0)):.3f}"})
+    return rows
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sizes", default="medium,3B-blocks")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows, scratch = [], Path(tempfile.mkdtemp(prefix="bench-lora-"))
+    try:
+        for size in args.sizes.split(","):
+            config, factor = SIZES[size]
+            folder = write_lm(config, scratch / size)
+            for label, dtype, fp8 in (("fp32", torch.float32, None), ("bf16", torch.bfloat16, None),
+                                      ("fp8 e4m3fn", torch.float32, formats.E4M3)):
+                rows.append(merge_row(size, folder, label, dtype, fp8, args.rank, factor))
+        print_table(rows, f"LoRA merge, rank {args.rank} on every block projection, CPU, {args.threads} thread(s)")
+        if "medium" in args.sizes:
+            print_table(fp8_accuracy(scratch / "medium", args.rank), "fp8 weights with a LoRA merged")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Merging LoRAs into a loaded LM, the command line's and the batch runner's way (inside ComfyUI the
+patcher does the same sums on its own schedule).
+
+Layer by layer: one weight is widened to float32, every LoRA's update for it is added in the order
+given, and it is stored back in its own dtype (an fp8 weight is quantized again with a fresh scale,
+so a LoRA that enlarges a weight does not saturate it). At no time is there more than one layer's
+float32 copy beside the model. The sums are ComfyUI's (comfy/lora.py): ``w += (strength x alpha /
+rank) x (up @ down)`` in float32 for a LoRA layer, ``w += strength x (saved - base)`` for a module
+the LoRA replaces, so a node and the command line give the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..quant import formats
+from .fit import Adapter
+
+Strengths = Sequence[tuple[Adapter, float]]
+
+
+def widened(owner: nn.Module, name: str) -> torch.Tensor:
+    """A float32 copy of ``owner.<name>`` (an fp8 weight times its ``<name>_scale``)."""
+    tensor = getattr(owner, name)
+    if not formats.is_fp8(tensor.dtype):
+        return tensor.detach().to(torch.float32, copy=True)
+    wide, factor = formats.fp8_to(tensor.detach(), torch.float32)  # bit moves on the CPU: 3x torch's cast
+    scale = getattr(owner, f"{name}_scale", None)
+    return wide.mul_((scale.to(wide.device, torch.float32) if scale is not None else 1.0) * factor)
+
+
+def store(owner: nn.Module, name: str, value: torch.Tensor, what: str) -> None:
+    """Write float32 ``value`` back into ``owner.<name>`` in its dtype (fp8: a new per-tensor scale)."""
+    tensor = getattr(owner, name)
+    if not formats.is_fp8(tensor.dtype):
+        tensor.data.copy_(value)
+        return
+    scale = getattr(owner, f"{name}_scale", None)
+    if scale is None:  # an unscaled fp8 layer keeps scale 1 (saturating)
+        formats.quantize_into(tensor.data, value, torch.ones((), device=value.device))
+        return
+    q, new_scale = formats.quantize(value, tensor.dtype, what)
+    tensor.data.copy_(q)
+    scale.data.copy_(new_scale.to(scale.device))
+
+
+def add_update(weight: torch.Tensor, adapter: Adapter, key: str, strength: float) -> None:
+    """``weight`` (float32) += ``adapter``'s update of ``key`` at ``strength``, as ComfyUI sums it."""
+    if key in adapter.low_rank:
+        f = adapter.low_rank[key]
+        diff = torch.mm(f.up.to(weight.device, torch.float32), f.down.to(weight.device, torch.float32))
+        weight += diff.mul_(strength * (f.alpha / f.rank))  # in place: no third layer-sized tensor
+    if key in adapter.diff:
+        weight += strength * adapter.diff[key].to(weight.device, weight.dtype)
+
+
+def merge_adapters(model: nn.Module, adapters: Strengths) -> None:
+    """Add each (adapter, strength) into ``model``'s loaded weights, one layer at a time. Strength 0
+    adds nothing; several adapters on one layer are summed in float32 and rounded once."""
+    active = [(adapter, float(strength)) for adapter, strength in adapters if strength != 0]
+    keys = dict.fromkeys(key for adapter, _ in active for key in adapter.keys)
+    with torch.no_grad():
+        for key in keys:
+            owner_name, _, name = key.rpartition(".")
+            owner = model.get_submodule(owner_name)
+            weight = widened(owner, name)
+            for adapter, strength in active:
+                add_update(weight, adapter, key, strength)
+            store(owner, name, weight, f"{key} after merging LoRAs")
+            del weight
+
+
+def merge_bytes(adapters: Strengths, shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Memory a merge needs beyond the model and the LoRAs: the largest layer widened to float32 and
+    one update of its size (4 + 4 bytes per weight), plus a byte for an fp8 layer's new codes
+    (benchmarks/bench_lora.py measures the peak at this estimate)."""
+    keys = {key for adapter, strength in adapters if strength != 0 for key in adapter.keys}
+    return max((9 * math.prod(shapes[k]) for k in keys), default=0)
