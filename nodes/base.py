@@ -1,7 +1,9 @@
-"""What every node of the pack shares: its menu category, and errors the ComfyUI front end shows by
-their short names (host_errors.py)."""
+"""What every node of the pack shares: its menu category, errors the ComfyUI front end shows by
+their short names (host_errors.py), and the host's "advanced" input mark where it has one."""
 
 from __future__ import annotations
+
+import inspect
 
 from comfy_api.latest import io
 
@@ -18,3 +20,14 @@ class HeartMuLaNode(io.ComfyNode):
         readable_errors(cls)
 
 
+
+
+def advanced() -> dict:
+    """``{"advanced": True}`` where the host's V3 inputs take that keyword (ComfyUI 0.28 and later: the
+    front end folds such inputs under the node's advanced toggle, as ComfyUI's own loaders do with
+    ``weight_dtype``), else ``{}`` (0.3.64), so ``io.X.Input(..., **advanced())`` builds everywhere."""
+    try:
+        takes = "advanced" in inspect.signature(io.Combo.Input.__init__).parameters
+    except (AttributeError, TypeError, ValueError):
+        takes = False
+    return {"advanced": True} if takes else {}

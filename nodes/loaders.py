@@ -17,7 +17,7 @@ from ..heartmula_core.codec import load_codec
 from ..heartmula_core.lm.load import load_lm
 from ..heartmula_core.quant.formats import WEIGHT_DTYPE_CHOICES, parse_weight_dtype
 from . import fp8_ops, memory, model_folders
-from .base import CATEGORY, HeartMuLaNode
+from .base import CATEGORY, HeartMuLaNode, advanced
 from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LMSocket
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def weight_dtype_input(what: str) -> io.Combo.Input:
     """The LM's and the codec's last input (after download_if_missing, so saved workflows keep their
     order); optional, so API prompts written before it existed still run (as "default")."""
     return io.Combo.Input(
-        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default", optional=True,
+        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default", optional=True, **advanced(),
         tooltip=f"How {what} held in memory. default: in the dtype above. fp8_e4m3fn / fp8_e5m2: stored "
                 "in fp8 (one byte per weight, about half of bf16) and cast to the dtype above layer by layer, "
                 "so smaller GPUs fit; a little less accurate (e4m3fn more precise, e5m2 more range).")

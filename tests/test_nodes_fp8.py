@@ -4,6 +4,8 @@ any download. Runs on the stand-in and on a real ComfyUI (COMFYUI_DIR)."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -52,6 +54,21 @@ def test_weight_dtype_is_the_last_input_of_both_loaders(nodes):
         spec = types["optional"]["weight_dtype"][1]
         assert spec["options"] == ["default", "fp8_e4m3fn", "fp8_e5m2"] and spec["default"] == "default"
         assert "fp8" in spec["tooltip"] and "byte" in spec["tooltip"]
+
+
+def test_weight_dtype_is_an_advanced_input_where_the_host_has_them(pack, nodes):
+    """As ComfyUI's own UNETLoader shows its weight_dtype (0.28+: folded under the node's advanced
+    inputs); the first-run switch download_if_missing, which the examples' notes point to, stays in view.
+    On 0.3.64, whose inputs take no ``advanced``, the schema is as before."""
+    from comfy_api.latest import io
+    from heartmula_pack.nodes.base import advanced
+
+    host_has_it = "advanced" in inspect.signature(io.Combo.Input.__init__).parameters
+    assert advanced() == ({"advanced": True} if host_has_it else {})
+    for node in (nodes[0].LoadHeartMuLaLM, nodes[0].LoadHeartCodec):
+        types = node.INPUT_TYPES()
+        assert types["optional"]["weight_dtype"][1].get("advanced") is (True if host_has_it else None)
+        assert not any(spec[1].get("advanced") for spec in types["required"].values())
 
 
 @pytest.mark.parametrize("fp8_name,fp8", [("fp8_e4m3fn", torch.float8_e4m3fn), ("fp8_e5m2", torch.float8_e5m2)])

@@ -323,14 +323,24 @@ def check_continued_songs(prompt: dict, loaded: list[Path], saved: list[Path]) -
         assert (after["codes"][b, :, :n] == before["codes"][b, :, :n]).all(), f"song {b} lost its kept frames"
 
 
-def test_standin_schemas_match_object_info(object_info):
-    """tests/host builds each node's /object_info entry exactly as the real server does."""
+def test_standin_schemas_match_object_info(pack, object_info):
+    """tests/host builds each node's /object_info entry exactly as the real server does. The stand-in
+    follows 0.33, whose inputs take ``advanced``; on a host whose inputs do not (0.3.64) the pack
+    leaves the mark out (nodes/base.advanced), so it is left out of the stand-in's entries too."""
     import subprocess
+
+    from heartmula_pack.nodes.base import advanced
 
     script = Path(__file__).resolve().parent / "standin_schemas.py"
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     standin = json.loads(done.stdout)
+    if not advanced():
+        for node in standin.values():
+            for group in node["input"].values():
+                for spec in group.values():
+                    if len(spec) > 1 and isinstance(spec[1], dict):
+                        spec[1].pop("advanced", None)
     faults = []
     for node_id, ours in sorted(standin.items()):
         real = object_info.get(node_id)
