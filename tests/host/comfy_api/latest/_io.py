@@ -2,7 +2,9 @@
 
 Signatures follow ComfyUI 0.3.64 to 0.38: positional parameters are a leading prefix of each
 version's, and parameters whose position moved between versions (``force_input`` of Float, the
-Schema flags after ``description``) are keyword-only here, as nodes pass them by name. So a node
+Schema flags after ``description``) are keyword-only here, as nodes pass them by name. Where versions
+differ this follows 0.33: every input takes ``advanced`` (0.28+; keyword-only, since 0.3.64 has none
+and nodes pass it only where the host takes it, nodes/base.advanced). So a node
 written against this file builds the same schema on every real host. ``INPUT_TYPES()`` returns the same structure the server publishes in
 /object_info (``required`` / ``optional`` / ``hidden`` dicts of ``(type, options)``), whose key order
 is the widget order that UI workflows store.
