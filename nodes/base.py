@@ -3,6 +3,7 @@ their short names (host_errors.py), and the host's "advanced" input mark where i
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 from comfy_api.latest import io
@@ -20,14 +21,16 @@ class HeartMuLaNode(io.ComfyNode):
         readable_errors(cls)
 
 
+@functools.cache
+def _host_takes_advanced() -> bool:
+    try:
+        return "advanced" in inspect.signature(io.Combo.Input.__init__).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def advanced() -> dict:
     """``{"advanced": True}`` where the host's V3 inputs take that keyword (ComfyUI 0.28 and later: the
     front end folds such inputs under the node's advanced toggle, as ComfyUI's own loaders do with
     ``weight_dtype``), else ``{}`` (0.3.64), so ``io.X.Input(..., **advanced())`` builds everywhere."""
-    try:
-        takes = "advanced" in inspect.signature(io.Combo.Input.__init__).parameters
-    except (AttributeError, TypeError, ValueError):
-        takes = False
-    return {"advanced": True} if takes else {}
+    return {"advanced": True} if _host_takes_advanced() else {}
