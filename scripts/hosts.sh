@@ -13,7 +13,8 @@ MAIN_TORCH="torch==2.15.0"
 # The real ComfyUI versions the suite can run against, each with the torch it ships with.
 KNOWN_HOSTS="0.3.64 0.28.0 0.33.0"
 # Those scripts/setup-dev and scripts/test (so CI) take when given none: the floor and the newest
-# that runs here. Others by name: scripts/setup-dev 0.28.0 && scripts/test 0.28.0.
+# that runs here (0.28.0 would bring a loaded CI run near its 90 minutes; README). Others by name:
+# scripts/setup-dev 0.28.0 && scripts/test 0.28.0, or all of them: HEARTMULA_HOSTS="$KNOWN_HOSTS".
 HOSTS="${HEARTMULA_HOSTS:-0.3.64 0.33.0}"
 declare -A HOST_PYTHONS=(
     [0.3.64]="3.11 3.12 3.10"
