@@ -53,10 +53,11 @@ def _unchanged(folders: dict[str, int]) -> bool:
 
 def _walk(base: str, extension: str) -> tuple[dict[str, int], list[str]]:
     """({folder: its mtime_ns}, sorted relative names); the mtime is taken before the folder is read,
-    so a file added while it is read changes it."""
+    so a file added while it is read changes it. An unreadable subfolder is left out of the names and
+    the folders come back empty, so the result is not kept (a change of permissions moves no mtime)."""
     folders: dict[str, int] = {}
     found: list[tuple[str, str]] = []
-    pending = [""]
+    pending, unreadable = [""], False
     while pending:
         relative = pending.pop()
         path = os.path.join(base, relative) if relative else base
@@ -74,6 +75,6 @@ def _walk(base: str, extension: str) -> tuple[dict[str, int], list[str]]:
             if not relative:
                 return {}, []
         except PermissionError:
-            continue
+            unreadable = True
     found.sort()
-    return folders, [f"{folder}/{name}" if folder else name for folder, name in found]
+    return {} if unreadable else folders, [f"{folder}/{name}" if folder else name for folder, name in found]

@@ -109,6 +109,28 @@ def test_a_folder_changed_in_the_last_seconds_is_read_again(listing, reads, tmp_
     assert reads == []
 
 
+def test_an_unreadable_folder_is_left_out_and_the_listing_is_not_kept(listing, monkeypatch, tmp_path):
+    """A folder scandir may not read (permissions; faked here, as root reads everything) is skipped,
+    and the listing is read again next time: making it readable moves no time stamp."""
+    make(tmp_path, "a.safetensors", "locked/b.safetensors")
+    age(tmp_path)
+    real, locked, reads = os.scandir, {str(tmp_path / "locked")}, []
+
+    def scandir(path="."):
+        reads.append(os.fspath(path))
+        if os.fspath(path) in locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(listing.os, "scandir", scandir)
+    for _ in range(2):
+        reads.clear()
+        assert listing.files_with_extension(str(tmp_path), ".safetensors") == ["a.safetensors"]
+        assert str(tmp_path) in reads
+    locked.clear()
+    assert listing.files_with_extension(str(tmp_path), ".safetensors") == ["a.safetensors", "locked/b.safetensors"]
+
+
 def test_the_node_lists_input_then_output_files_without_reading_unchanged_folders(pack, reads, comfy_home):
     from heartmula_pack.nodes.codes_io import LoadHeartMuLaCodes
 
