@@ -1,7 +1,11 @@
 """What every node of the pack shares: its menu category, widget ranges from the song path's knobs,
-and errors the ComfyUI front end shows by their short names (host_errors.py)."""
+errors the ComfyUI front end shows by their short names (host_errors.py), and the host's "advanced"
+input mark where it has one."""
 
 from __future__ import annotations
+
+import functools
+import inspect
 
 from comfy_api.latest import io
 
@@ -24,3 +28,18 @@ def widget(knob: str) -> dict:
     a slider offers."""
     low, high, step = KNOBS[knob].widget
     return {"min": low, "max": high} if KNOBS[knob].whole else {"min": low, "max": high, "step": step}
+
+
+@functools.cache
+def _host_takes_advanced() -> bool:
+    try:
+        return "advanced" in inspect.signature(io.Combo.Input.__init__).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def advanced() -> dict:
+    """``{"advanced": True}`` where the host's V3 inputs take that keyword (ComfyUI 0.28 and later: the
+    front end folds such inputs under the node's advanced toggle, as ComfyUI's own loaders do with
+    ``weight_dtype``), else ``{}`` (0.3.64), so ``io.X.Input(..., **advanced())`` builds everywhere."""
+    return {"advanced": True} if _host_takes_advanced() else {}

@@ -16,6 +16,7 @@ from comfy_api.latest import io
 from ..heartmula_core.codes import FRAME_RATE, load_codes, save_codes
 from ..heartmula_core.errors import CodesError
 from .base import CATEGORY, HeartMuLaNode
+from .file_listing import files_with_extension
 from .types import CodesSocket, HeartMuLaCodes
 
 EXTENSION = ".safetensors"
@@ -86,18 +87,11 @@ class SaveHeartMuLaCodes(HeartMuLaNode):
 
 
 def _list_codes_files() -> list[str]:
-    """Codes files in the input folder, then in the output folder (marked " [output]")."""
-    names = []
-    for base, suffix in ((folder_paths.get_input_directory(), ""),
-                         (folder_paths.get_output_directory(), OUTPUT_SUFFIX)):
-        if not os.path.isdir(base):
-            continue
-        for dirpath, _, files in sorted(os.walk(base)):
-            for file in sorted(files):
-                if file.endswith(EXTENSION):
-                    rel = os.path.relpath(os.path.join(dirpath, file), base).replace(os.sep, "/")
-                    names.append(rel + suffix)
-    return names
+    """Codes files in the input folder, then in the output folder (marked " [output]"). Runs whenever
+    the schema is built (every prompt from ComfyUI 0.39), so it costs a stat per folder when nothing
+    changed, however many files output/ holds (file_listing.py)."""
+    return (files_with_extension(folder_paths.get_input_directory(), EXTENSION)
+            + [name + OUTPUT_SUFFIX for name in files_with_extension(folder_paths.get_output_directory(), EXTENSION)])
 
 
 def resolve_codes_file(name: str) -> Path:

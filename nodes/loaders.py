@@ -18,7 +18,7 @@ from ..heartmula_core.codec import load_codec
 from ..heartmula_core.lm.load import load_lm
 from ..heartmula_core.settings import WEIGHT_DTYPE_CHOICES
 from . import fp8_ops, memory, model_folders
-from .base import CATEGORY, HeartMuLaNode
+from .base import CATEGORY, HeartMuLaNode, advanced
 from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LMSocket
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def loader_inputs(kind: str, folder_input: str, folder_tooltip: str, dtype_defau
                            tooltip=dtype_tooltip),
             io.Boolean.Input("download_if_missing", default=False, tooltip=download_tooltip),
             *extra,
-            io.Combo.Input("download_source", options=[DEFAULT, *CHOICES], default=DEFAULT, optional=True,
+            io.Combo.Input("download_source", options=[DEFAULT, *CHOICES], default=DEFAULT, optional=True, **advanced(),
                            tooltip=SOURCE_TOOLTIP)]
 
 
@@ -104,7 +104,7 @@ def weight_dtype_input(what: str) -> io.Combo.Input:
     """The LM's and the codec's input after download_if_missing (so saved workflows keep their
     order); optional, so API prompts written before it existed still run (as "default")."""
     return io.Combo.Input(
-        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default", optional=True,
+        "weight_dtype", options=list(WEIGHT_DTYPE_CHOICES), default="default", optional=True, **advanced(),
         tooltip=f"How {what} held in memory. default: in the dtype above. fp8_e4m3fn / fp8_e5m2: stored "
                 "in fp8 (one byte per weight, about half of bf16) and cast to the dtype above layer by layer, "
                 "so smaller GPUs fit; a little less accurate (e4m3fn more precise, e5m2 more range).")

@@ -45,6 +45,15 @@ def real_host() -> bool:
     return COMFYUI_DIR is not None
 
 
+def host_version() -> tuple[int, ...]:
+    """The real ComfyUI's version (its comfyui_version.py), e.g. (0, 33, 0); the stand-in, which
+    follows the newest ComfyUI where versions differ, counts as newer than any."""
+    if COMFYUI_DIR is None:
+        return (999,)
+    text = (Path(COMFYUI_DIR) / "comfyui_version.py").read_text()
+    return tuple(int(part) for part in text.split("__version__ = ")[1].strip().strip("\"'").split("."))
+
+
 def import_pack():
     """The pack as ComfyUI loads it (spec from the root __init__.py, registered in sys.modules)."""
     if PACK_NAME in sys.modules:

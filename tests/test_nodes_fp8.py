@@ -4,6 +4,8 @@ any download. Runs on the stand-in and on a real ComfyUI (COMFYUI_DIR)."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -54,6 +56,28 @@ def test_weight_dtype_is_the_first_optional_input_of_both_loaders(nodes):
         spec = types["optional"]["weight_dtype"][1]
         assert spec["options"] == ["default", "fp8_e4m3fn", "fp8_e5m2"] and spec["default"] == "default"
         assert "fp8" in spec["tooltip"] and "byte" in spec["tooltip"]
+
+
+def test_expert_loader_inputs_are_advanced_where_the_host_has_them(pack, nodes):
+    """As ComfyUI's own UNETLoader shows its weight_dtype (0.28+: folded under the node's advanced
+    inputs), so do the LM and codec loaders, and every loader its download_source; the first-run
+    switch download_if_missing, which the examples' notes point to, stays in view. On 0.3.64, whose
+    inputs take no ``advanced``, the schema is as before."""
+    from comfy_api.latest import io
+    from heartmula_pack.nodes import scoring, transcription
+    from heartmula_pack.nodes.base import advanced
+
+    host_has_it = "advanced" in inspect.signature(io.Combo.Input.__init__).parameters
+    assert advanced() == ({"advanced": True} if host_has_it else {})
+    expert = {nodes[0].LoadHeartMuLaLM: ["weight_dtype", "download_source"],
+              nodes[0].LoadHeartCodec: ["weight_dtype", "download_source"],
+              transcription.LoadHeartTranscriptor: ["download_source"], scoring.LoadCLAP: ["download_source"]}
+    for node, names in expert.items():
+        types = node.INPUT_TYPES()
+        assert list(types["optional"]) == names
+        for name in names:
+            assert types["optional"][name][1].get("advanced") is (True if host_has_it else None), (node, name)
+        assert not any(spec[1].get("advanced") for spec in types["required"].values())
 
 
 @pytest.mark.parametrize("fp8_name,fp8", [("fp8_e4m3fn", torch.float8_e4m3fn), ("fp8_e5m2", torch.float8_e5m2)])

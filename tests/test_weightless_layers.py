@@ -1,11 +1,12 @@
 """Loading into layers the host builds without weights, as ComfyUI does with DynamicVRAM on.
 
-With ``comfy.memory_management.aimdo_enabled`` (plus ``comfy.model_management.WINDOWS`` in 0.28),
-``comfy.ops`` builds Linear with ``weight = bias = None`` and Embedding with a meta weight; they get
-tensors only through ``_load_from_state_dict``. The switches are flipped here on the CPU, on the
-stand-in (tests/host) and on a real ComfyUI 0.28+ (``COMFYUI_DIR``); ComfyUI 0.3.64 has no such
-construction and skips. Loading must give the same tensors, the same errors and, through the nodes,
-the same codes and audio as the classic layers.
+With ``comfy.memory_management.aimdo_enabled`` (0.33 and later, on every OS; 0.28 also needs
+``comfy.model_management.WINDOWS``, flipped here only where the host needs it), ``comfy.ops`` builds
+Linear with ``weight = bias = None`` and Embedding with a meta weight; they get tensors only through
+``_load_from_state_dict``. The switches are flipped here on the CPU, on the stand-in (tests/host) and
+on a real ComfyUI 0.28+ (``COMFYUI_DIR``); ComfyUI 0.3.64 has no such construction and skips.
+Loading must give the same tensors, the same errors and, through the nodes, the same codes and audio
+as the classic layers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import COMFYUI_DIR
+from conftest import COMFYUI_DIR, host_version
 from heartmula_core.lm.load import load_lm
 from heartmula_core.codec import load_codec
 from heartmula_core.errors import CheckpointError
@@ -42,8 +43,11 @@ def switch_to_weightless(monkeypatch):
     import comfy.ops
 
     monkeypatch.setattr(memory_management, "aimdo_enabled", True)
-    monkeypatch.setattr(mm, "WINDOWS", True, raising=False)  # 0.28 builds weightless on Windows only
     probe = comfy.ops.disable_weight_init.Linear(3, 4)
+    if probe.weight is not None:  # 0.28 builds weightless on Windows only; 0.33 and later on every OS
+        assert host_version() < (0, 33), "ComfyUI 0.33+ builds weightless layers whenever DynamicVRAM is on"
+        monkeypatch.setattr(mm, "WINDOWS", True, raising=False)
+        probe = comfy.ops.disable_weight_init.Linear(3, 4)
     assert probe.weight is None and probe.bias is None, "the switches did not make weightless layers"
     assert comfy.ops.disable_weight_init.Embedding(5, 2).weight.is_meta
     return comfy.ops.disable_weight_init

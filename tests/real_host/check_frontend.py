@@ -7,7 +7,8 @@ server and, for each workflow, opens it twice: as the Templates browser does (``
 JSON served at /api/workflow_templates/...) and as a drag-and-drop does (``handleFile``). It then asks
 the front end for the API prompt (``graphToPrompt``), which tests can compare with their own conversion,
 and checks that the workflow opens framed: at 1600x1000 every node is in view without panning (not
-under the tab bar, the side bar or the minimap, not outside the window).
+under the tab bar, the side bar or the minimap, not outside the window), and that no node on the
+canvas is one the host marks deprecated (shown "(DEPRECATED)" in its title).
 
 Command line (starts its own server from COMFYUI_DIR, or uses --url):
     python tests/real_host/check_frontend.py [--url http://127.0.0.1:8188] [--screenshots DIR]
@@ -27,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from comfy_server import PACK_DIR_NAME, REPO_ROOT, ComfyServer, comfyui_dir_from_env  # noqa: E402
+from workflow_to_api import for_host  # noqa: E402
 
 VIEWPORT = (1600, 1000)  # every example workflow must open with all its nodes in view at this size
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -65,8 +67,9 @@ async ([how, name, text]) => {
   await new Promise(r => setTimeout(r, 1500));
   const known = window.LiteGraph ? window.LiteGraph.registered_node_types : null;
   const nodes = app.graph.nodes.map(n => ({
-    id: n.id, type: n.type, known: known ? (n.type in known) : null,
-    widgets: (n.widgets || []).map(w => [w.name, w.value]),
+    id: n.id, type: n.type, title: n.title, known: known ? (n.type in known) : null,
+    deprecated: !!(known && known[n.type] && known[n.type].nodeData && known[n.type].nodeData.deprecated),
+    widgets: (n.widgets || []).map(w => [w.name, w.value, !!(w.advanced || (w.options && w.options.advanced))]),
   }));
   let output = null, error = null;
   try { output = (await app.graphToPrompt()).output; } catch (e) { error = String(e); }
@@ -201,6 +204,10 @@ def problems_in(result: dict, workflow: dict) -> list[str]:
     unknown = sorted({n["type"] for n in result["nodes"] if n["known"] is False})
     if unknown:
         problems.append(f"node types unknown to the front end: {unknown}")
+    for node in result["nodes"]:
+        if node.get("deprecated"):
+            problems.append(f"node {node['id']} ({node['type']}) is deprecated in this ComfyUI, shown as "
+                            f"{node['title']!r}: use the node that replaced it")
     if len(result["nodes"]) != len(workflow.get("nodes", [])):
         problems.append(f"{len(workflow.get('nodes', []))} nodes in the file, {len(result['nodes'])} on the canvas")
     if result["links"] != len(workflow.get("links", [])):
@@ -209,20 +216,30 @@ def problems_in(result: dict, workflow: dict) -> list[str]:
 
 
 def check_all(base_url: str, names: list[str], screenshots: Path | None = None) -> dict[str, dict]:
-    """{workflow name: {"problems": [...], "prompt": front end's API prompt (template load)}}."""
+    """{workflow name: {"problems": [...], "prompt": front end's API prompt (template load), "nodes":
+    what the canvas holds (template load)}}. On a ComfyUI without Save Audio (Advanced) (before 0.25)
+    each workflow is first edited as the README tells its users to (workflow_to_api.for_host)."""
     report = {}
+    object_info = _get_json(base_url.rstrip("/") + "/object_info")
     with FrontendSession(base_url, screenshots) as session:
         for name in names:
-            text = session.template_text(name)
-            workflow = json.loads(text)
-            problems, prompt = [], None
+            workflow = for_host(json.loads(session.template_text(name)), object_info)
+            text = json.dumps(workflow)
+            problems, prompt, nodes = [], None, None
             for how in ("template", "drop"):
                 result = session.load(name, text, how)
                 problems += [f"[{how}] {p}" for p in problems_in(result, workflow)]
                 if how == "template":
-                    prompt = result["output"]
-            report[name] = {"problems": problems, "prompt": prompt}
+                    prompt, nodes = result["output"], result["nodes"]
+            report[name] = {"problems": problems, "prompt": prompt, "nodes": nodes}
     return report
+
+
+def _get_json(url: str):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=120) as resp:
+        return json.loads(resp.read())
 
 
 def _post_json(url: str, payload: dict) -> None:

@@ -30,8 +30,12 @@ def comfyui_dir_from_env() -> Path | None:
 
 
 def comfyui_python() -> str:
-    """The interpreter that has ComfyUI's requirements; the test's own one unless told otherwise."""
-    return os.environ.get("COMFYUI_PYTHON", "").strip() or sys.executable
+    """The interpreter that has ComfyUI's requirements; the test's own one unless told otherwise. A
+    relative path is taken from the current folder (the server itself runs in the ComfyUI folder)."""
+    value = os.environ.get("COMFYUI_PYTHON", "").strip()
+    if not value:
+        return sys.executable
+    return os.path.abspath(value) if os.sep in value else value
 
 
 def free_port() -> int:

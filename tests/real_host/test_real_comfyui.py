@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from audio_files import read_audio_info  # noqa: E402
 from comfy_server import PACK_DIR_NAME, REPO_ROOT, ComfyServer, comfyui_dir_from_env  # noqa: E402
-from workflow_to_api import UI_ONLY_TYPES, convert, has_control_widget, is_widget, ordered_inputs  # noqa: E402
+from workflow_to_api import (  # noqa: E402
+    UI_ONLY_TYPES, convert, for_host, has_control_widget, is_widget, ordered_inputs,
+)
 
 COMFYUI_DIR = comfyui_dir_from_env()
 pytestmark = pytest.mark.skipif(
@@ -128,11 +130,15 @@ def test_workflow_templates_lists_the_examples(server):
         assert served == json.loads((EXAMPLES / f"{name}.json").read_text()), name
 
 
-def test_examples_use_only_known_nodes(object_info):
+def test_examples_use_only_known_nodes_none_deprecated(object_info):
+    """Every node of every example exists in this ComfyUI and is not marked deprecated there (0.25+
+    marks SaveAudio & co.); before 0.25 after the README's swap of Save Audio (Advanced)."""
     for path in example_files():
-        workflow = json.loads(path.read_text())
+        workflow = for_host(json.loads(path.read_text()), object_info)
         unknown = sorted({n["type"] for n in workflow["nodes"]} - set(object_info) - UI_ONLY_TYPES)
         assert not unknown, f"{path.name} uses node types this ComfyUI does not have: {unknown}"
+        old = sorted({n["type"] for n in workflow["nodes"] if object_info.get(n["type"], {}).get("deprecated")})
+        assert not old, f"{path.name} uses node types this ComfyUI marks deprecated: {old}"
 
 
 def test_example_widget_values_match_definitions(object_info):
@@ -285,8 +291,8 @@ def run_and_check(server, object_info, workflow_path: Path, edit=None) -> None:
     has_saver = any(is_codes_saver(n["class_type"]) for n in prompt.values())
     if has_saver:
         assert saved_codes, f"{workflow_path.name} saves codes but no .safetensors file appeared in output/"
-    has_audio_sink = any(n["class_type"] in ("SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus")
-                         for n in prompt.values())
+    has_audio_sink = any(n["class_type"] in ("SaveAudioAdvanced", "SaveAudio", "PreviewAudio", "SaveAudioMP3",
+                                             "SaveAudioOpus") for n in prompt.values())
     if has_audio_sink:
         assert audio, f"{workflow_path.name} has an audio output node but the history lists no audio file"
 
@@ -323,14 +329,24 @@ def check_continued_songs(prompt: dict, loaded: list[Path], saved: list[Path]) -
         assert (after["codes"][b, :, :n] == before["codes"][b, :, :n]).all(), f"song {b} lost its kept frames"
 
 
-def test_standin_schemas_match_object_info(object_info):
-    """tests/host builds each node's /object_info entry exactly as the real server does."""
+def test_standin_schemas_match_object_info(pack, object_info):
+    """tests/host builds each node's /object_info entry exactly as the real server does. The stand-in
+    follows 0.33, whose inputs take ``advanced``; on a host whose inputs do not (0.3.64) the pack
+    leaves the mark out (nodes/base.advanced), so it is left out of the stand-in's entries too."""
     import subprocess
+
+    from heartmula_pack.nodes.base import advanced
 
     script = Path(__file__).resolve().parent / "standin_schemas.py"
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     standin = json.loads(done.stdout)
+    if not advanced():
+        for node in standin.values():
+            for group in node["input"].values():
+                for spec in group.values():
+                    if len(spec) > 1 and isinstance(spec[1], dict):
+                        spec[1].pop("advanced", None)
     faults = []
     for node_id, ours in sorted(standin.items()):
         real = object_info.get(node_id)
@@ -351,10 +367,12 @@ def test_standin_schemas_match_object_info(object_info):
     assert not faults, "the stand-in's schemas differ from ComfyUI's:\n" + "\n".join(faults)
 
 
-def test_frontend_loads_every_example(server, object_info):
+def test_frontend_loads_every_example(pack, server, object_info):
     """The real web front end loads each example (Templates browser and drag-and-drop) without a
-    validation toast or missing-node dialog, and turns it into the same prompt our conversion gives."""
+    validation toast, missing-node dialog or deprecated node, turns it into the same prompt our
+    conversion gives, and shows the loaders' weight_dtype and download_source as advanced inputs where the host has them."""
     from check_frontend import browser_missing_reason, check_all
+    from heartmula_pack.nodes.base import advanced
 
     reason = browser_missing_reason()
     if reason:
@@ -364,6 +382,9 @@ def test_frontend_loads_every_example(server, object_info):
     faults = []
     for name, item in report.items():
         faults += [f"{name}: {p}" for p in item["problems"]]
+        faults += [f"{name} node {n['id']} ({n['type']}): {widget} advanced={marked}, expected {bool(advanced())}"
+                   for n in item["nodes"] or [] for widget, _, marked in n["widgets"]
+                   if widget in ("weight_dtype", "download_source") and marked != bool(advanced())]
         if item["prompt"] is None:
             continue
         ours = convert(json.loads((EXAMPLES / f"{name}.json").read_text()), object_info)

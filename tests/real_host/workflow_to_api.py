@@ -3,12 +3,23 @@
 Only the web front end does this in ComfyUI; the server never does. The conversion needs the node
 definitions from ``/object_info``: a node's ``widgets_values`` list holds one value per widget
 input, in the order the definition lists its inputs, plus one extra value (``fixed`` /
-``randomize`` / ...) after every input that has a control-after-generate widget.
+``randomize`` / ...) after every input that has a control-after-generate widget. A dynamic combo
+(ComfyUI 0.25+, e.g. Save Audio (Advanced)'s ``format``) stores its choice, then the values of the
+widgets that choice adds; the prompt names those ``<combo>.<widget>``.
+
+On a ComfyUI without Save Audio (Advanced) (before 0.25) ``for_host`` first swaps each one for the
+Save Audio node of its format, as the README tells users of such a version to do.
 """
 
 from __future__ import annotations
 
+import copy
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+# Save Audio (Advanced) (ComfyUI 0.25+) -> the node of each format it replaced (format, quality in one node).
+SAVE_AUDIO_ADVANCED = "SaveAudioAdvanced"
+LEGACY_SAVE_AUDIO = {"flac": "SaveAudio", "mp3": "SaveAudioMP3", "opus": "SaveAudioOpus"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 # Front-end-only nodes that the server does not know; they never become part of a prompt.
 UI_ONLY_TYPES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
@@ -36,7 +47,36 @@ def is_widget(spec) -> bool:
     options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
     if options.get("forceInput"):
         return False
-    return isinstance(kind, list) or kind in WIDGET_TYPES
+    return isinstance(kind, list) or kind in WIDGET_TYPES or kind == DYNAMIC_COMBO
+
+
+def dynamic_choice_widgets(spec, choice) -> list[tuple[str, list]]:
+    """(name, spec) of the widgets a dynamic combo adds for ``choice`` (none for a plain input)."""
+    if spec[0] != DYNAMIC_COMBO:
+        return []
+    for option in spec[1].get("options", []):
+        if option.get("key") == choice:
+            return [(n, s) for n, s in ordered_inputs({"input": option.get("inputs", {})}) if is_widget(s)]
+    return []
+
+
+def for_host(workflow: dict, object_info: dict) -> dict:
+    """The workflow as this host can run it: on a ComfyUI without Save Audio (Advanced) each one is
+    replaced by the Save Audio node of its format (prefix, then quality for MP3 / Opus); unchanged
+    where the host has it."""
+    if SAVE_AUDIO_ADVANCED in object_info:
+        return workflow
+    workflow = copy.deepcopy(workflow)
+    for node in workflow.get("nodes", []):
+        if node.get("type") != SAVE_AUDIO_ADVANCED:
+            continue
+        prefix, file_format, *quality = node.get("widgets_values") or ["audio/ComfyUI", "flac"]
+        node["type"] = LEGACY_SAVE_AUDIO[file_format]
+        node["widgets_values"] = [prefix, *quality]
+        node.setdefault("properties", {})["Node name for S&R"] = node["type"]
+        outputs = len(object_info.get(node["type"], {}).get("output", []))
+        node["outputs"] = node.get("outputs", [])[:outputs]  # 0.3.64's Save Audio has no output
+    return workflow
 
 
 def has_control_widget(name: str, spec) -> bool:
@@ -74,11 +114,17 @@ def widget_values_by_name(node: dict, definition: dict) -> dict:
         i += 1
         if has_control_widget(name, spec) and i < len(values) and values[i] in CONTROL_VALUES:
             i += 1
+        for sub, _ in dynamic_choice_widgets(spec, result[name]):
+            if i < len(values):
+                result[f"{name}.{sub}"] = values[i]
+                i += 1
     return result
 
 
 def convert(workflow: dict, object_info: dict) -> dict:
-    """API prompt {node id: {class_type, inputs, _meta}} for a UI workflow; raises on unknown nodes."""
+    """API prompt {node id: {class_type, inputs, _meta}} for a UI workflow (``for_host`` first);
+    raises on unknown nodes."""
+    workflow = for_host(workflow, object_info)
     nodes = {n["id"]: n for n in workflow.get("nodes", [])}
     links = _links_by_id(workflow)
 

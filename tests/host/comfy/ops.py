@@ -18,7 +18,7 @@ from . import memory_management
 
 
 def _weightless() -> bool:
-    """ComfyUI 0.38's rule; 0.28 also requires Windows (tests switch both on)."""
+    """ComfyUI 0.33's rule (kept in 0.38): any OS; 0.28 also required Windows."""
     flag = memory_management.aimdo_enabled
     return bool(flag() if callable(flag) else flag)
 

@@ -2,7 +2,9 @@
 
 Signatures follow ComfyUI 0.3.64 to 0.38: positional parameters are a leading prefix of each
 version's, and parameters whose position moved between versions (``force_input`` of Float, the
-Schema flags after ``description``) are keyword-only here, as nodes pass them by name. So a node
+Schema flags after ``description``) are keyword-only here, as nodes pass them by name. Where versions
+differ this follows 0.33: every input takes ``advanced`` (0.28+; keyword-only, since 0.3.64 has none
+and nodes pass it only where the host takes it, nodes/base.advanced). So a node
 written against this file builds the same schema on every real host. ``INPUT_TYPES()`` returns the same structure the server publishes in
 /object_info (``required`` / ``optional`` / ``hidden`` dicts of ``(type, options)``), whose key order
 is the widget order that UI workflows store.
@@ -36,13 +38,14 @@ class Input:
     Parent = None
 
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
-                 extra_dict=None):
+                 extra_dict=None, *, advanced: bool = None):
         self.id = id
         self.display_name = display_name
         self.optional = optional
         self.tooltip = tooltip
         self.lazy = lazy
         self.extra_dict = extra_dict if extra_dict is not None else {}
+        self.advanced = advanced
 
     @property
     def io_type(self):
@@ -50,7 +53,7 @@ class Input:
 
     def as_dict(self):
         return _prune({"display_name": self.display_name, "optional": self.optional, "tooltip": self.tooltip,
-                       "lazy": self.lazy}) | _prune(self.extra_dict)
+                       "lazy": self.lazy, "advanced": self.advanced}) | _prune(self.extra_dict)
 
     def get_io_type(self):
         return self.io_type
@@ -59,8 +62,8 @@ class Input:
 class WidgetInput(Input):
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
                  default: Any = None, socketless: bool = None, widget_type: str = None, force_input: bool = None,
-                 extra_dict=None):
-        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict)
+                 extra_dict=None, *, advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, advanced=advanced)
         self.default = default
         self.socketless = socketless
         self.widget_type = widget_type
@@ -101,8 +104,9 @@ def Custom(io_type: str):
 class _BooleanInput(WidgetInput):
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
                  default: bool = None, label_on: str = None, label_off: str = None, socketless: bool = None,
-                 force_input: bool = None):
-        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                 force_input: bool = None, *, advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                         advanced=advanced)
         self.label_on, self.label_off = label_on, label_off
 
     def as_dict(self):
@@ -113,8 +117,9 @@ class _IntInput(WidgetInput):
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
                  default: int = None, min: int = None, max: int = None, step: int = None,
                  control_after_generate: bool = None, display_mode: NumberDisplay = None, socketless: bool = None,
-                 force_input: bool = None):
-        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                 force_input: bool = None, *, advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                         advanced=advanced)
         self.min, self.max, self.step = min, max, step
         self.control_after_generate = control_after_generate
         self.display_mode = display_mode
@@ -129,8 +134,9 @@ class _FloatInput(WidgetInput):
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
                  default: float = None, min: float = None, max: float = None, step: float = None,
                  round: float = None, display_mode: NumberDisplay = None, *, socketless: bool = None,
-                 force_input: bool = None):  # 0.28 put gradient_stops before socketless
-        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                 force_input: bool = None, advanced: bool = None):  # 0.28 put gradient_stops before socketless
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                         advanced=advanced)
         self.min, self.max, self.step, self.round = min, max, step, round
         self.display_mode = display_mode
 
@@ -142,8 +148,9 @@ class _FloatInput(WidgetInput):
 class _StringInput(WidgetInput):
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
                  multiline=False, placeholder: str = None, default: str = None, dynamic_prompts: bool = None,
-                 socketless: bool = None, force_input: bool = None):
-        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                 socketless: bool = None, force_input: bool = None, *, advanced: bool = None):
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                         advanced=advanced)
         self.multiline, self.placeholder, self.dynamic_prompts = multiline, placeholder, dynamic_prompts
 
     def as_dict(self):
@@ -154,12 +161,12 @@ class _StringInput(WidgetInput):
 class _ComboInput(WidgetInput):
     def __init__(self, id: str, options=None, display_name: str = None, optional=False, tooltip: str = None,
                  lazy: bool = None, default=None, control_after_generate: bool = None, upload: UploadType = None,
-                 image_folder=None, remote=None, socketless: bool = None):
+                 image_folder=None, remote=None, socketless: bool = None, *, advanced: bool = None):
         if isinstance(options, type) and issubclass(options, Enum):
             options = [v.value for v in options]
         if isinstance(default, Enum):
             default = default.value
-        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless)
+        super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, advanced=advanced)
         self.multiselect = False
         self.options = options
         self.control_after_generate = control_after_generate
