@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..errors import CheckpointError
 from . import store
-from .folders import list_folders, missing_shared
+from .folders import list_folders, missing_shared, refuse_a_file
 from .kinds import KINDS, SHARED_REPO, hf_command
 
 HOW_TO_ALLOW = "add --download to fetch them"  # the command line's switch
@@ -67,6 +67,7 @@ def _check(kind: str, root: Path, names: list[str]) -> list[Missing]:
 
 def missing_models(model_dir: str | Path) -> list[Missing]:
     """The official folders and shared files ``model_dir`` lacks for sampling and decoding."""
+    refuse_a_file(Path(model_dir).expanduser(), "The model folder")
     root, lm_names = _lm_folder(Path(model_dir).expanduser())
     return _check("lm", root, lm_names) + _check("codec", root, list_folders(root, "codec"))
 
