@@ -53,8 +53,9 @@ def _own_file_problem(path: Path) -> None:
     if what is None and st.st_nlink > 1:
         what = "a file with another name too (a hard link)"
     if what is not None:
-        raise OutputError(f"{path} is {what}; a batch run writes it as a file of its own and never through a link. "
-                          "Move it away (a run recreates it), or write to another --out folder.")
+        never = " and never writes through a link" if "link" in what else ""
+        raise OutputError(f"{path} is {what}; a batch run keeps it as a file of its own{never}. Move it away (a run "
+                          "recreates it), or write to another --out folder.")
 
 
 def open_own(path: Path, flags: int) -> int:
