@@ -21,7 +21,7 @@ from pathlib import Path
 from ..atomic import OutputTarget, as_output_error
 from ..errors import HeartMuLaError
 from ..leftovers import remove_leftovers
-from .jobs import Job
+from .jobs import Job, json_problem
 from .out_folder import LOCK, MANIFEST, job_files, open_own
 
 __all__ = ["LOCK", "MANIFEST", "Manifest", "ManifestError", "OutputLock", "check_against_manifest",
@@ -49,11 +49,11 @@ def entry_problem(entry) -> str | None:
 
 
 def parse_line(text: str):
-    """A JSON line, or raise ValueError (nesting too deep, a number too long: Python's own limits)."""
+    """A JSON line, or a ValueError saying why not in words (Python's own limits included)."""
     try:
         return json.loads(text)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(json_problem(exc)) from None
 
 
 class Manifest:
