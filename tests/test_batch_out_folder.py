@@ -254,3 +254,20 @@ def test_a_huge_batch_is_checked_for_clashes_without_listing_its_songs(tmp_path)
     problems = [line.strip() for line in str(caught.value).splitlines()[1:]]
     assert problems == ["line 2: output name 'x_7' also made by 'x' (line 1)",
                         "line 6: output name 'Y_2' also made by 'y' (line 4)"]
+
+
+def test_the_folder_check_never_lists_a_huge_batchs_songs(tmp_path):
+    from heartmula_core.batch.out_folder import refuse_foreign
+    from heartmula_core.errors import OutputError
+
+    jobs = parse_jobs(write_jobs(tmp_path / "jobs.jsonl", [{**JOBS[0], "id": "x", "batch": 10 ** 4000}]))
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("x_5.flac", "X_12.FLAC", "x_05.flac", "x.flac", "x.codes.safetensors", "x_5.wav", "y_1.flac"):
+        (out / name).write_text("the user's")
+    start = time.perf_counter()
+    with pytest.raises(OutputError) as caught:
+        refuse_foreign(out, jobs, "flac", owned={"x.codes.safetensors"})
+    assert time.perf_counter() - start < 10
+    listed = [line.strip() for line in str(caught.value).splitlines() if line.startswith("  ")]
+    assert listed == ["X_12.FLAC (job 'x', line 1)", "x_5.flac (job 'x', line 1)"]

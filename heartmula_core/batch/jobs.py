@@ -174,9 +174,10 @@ def json_problem(exc: BaseException) -> str:
     return "a number too long to read (more than 4300 digits)"
 
 
-def _stem_owner(stem: str, by_id: dict[str, Job]) -> Job | None:
-    """The job whose song ``stem`` (``<id>_<n>``, n below its batch) is, if any: found from the
-    stem, never by listing a job's stems (a batch may be huge until memory is checked)."""
+def stem_owner(stem: str, by_id: dict[str, Job]) -> Job | None:
+    """The job whose song ``stem`` (``<id>_<n>``, n below its batch) is, if any (``by_id``: jobs by
+    lower-case id): found from the stem, never by listing a job's stems (a batch may be huge until
+    memory is checked)."""
     base, _, index = stem.rpartition("_")
     job = by_id.get(base)
     if job is None or job.batch == 1 or not (index.isascii() and index.isdigit()) or str(int(index)) != index:
@@ -194,7 +195,7 @@ def _clashes(jobs: list[Job]) -> list[tuple[int, str]]:
         if first is not job:
             problems.append((job.line, f"duplicate id '{first.id}' (line {first.line})"))
     for job in jobs:
-        owner = _stem_owner(job.id.lower(), by_id)
+        owner = stem_owner(job.id.lower(), by_id)
         if owner is not None and by_id.get(job.id.lower()) is job:
             earlier, later = sorted((job, owner), key=lambda j: j.line)
             problems.append((later.line, f"output name '{job.id}' also made by '{earlier.id}' (line {earlier.line})"))

@@ -22,7 +22,7 @@ from ..atomic import OutputTarget, as_output_error
 from ..errors import HeartMuLaError
 from ..leftovers import remove_leftovers
 from .jobs import Job, json_problem
-from .out_folder import LOCK, MANIFEST, job_files, open_own
+from .out_folder import LOCK, MANIFEST, open_own
 
 __all__ = ["LOCK", "MANIFEST", "Manifest", "ManifestError", "OutputLock", "check_against_manifest",
            "prompt_digest", "remove_partials"]
@@ -153,7 +153,7 @@ def check_against_manifest(jobs: list[Job], done: dict[str, dict], manifest_path
             problems.append(f"  line {job.line}: job '{job.id}' is finished in the manifest with other "
                             f"{', '.join(changed)}")
         audio = entry.get("audio")
-        if fmt and audio and audio != job_files(job.output_stems(), job.id, fmt)[:-1]:
+        if fmt and audio and not all(name.endswith(f".{fmt}") for name in audio):
             problems.append(f"  line {job.line}: job '{job.id}' is finished in the manifest as {audio[0]}, not as "
                             f"--format {fmt}")
     if problems:

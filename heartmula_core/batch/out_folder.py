@@ -20,6 +20,7 @@ from typing import Iterable
 
 from ..atomic import writable_folder
 from ..errors import OutputError
+from .jobs import stem_owner
 
 MANIFEST = "manifest.jsonl"
 LOCK = ".batch.lock"
@@ -82,13 +83,40 @@ def job_files(stems: Iterable[str], job_id: str, fmt: str) -> list[str]:
     return [f"{stem}.{fmt}" for stem in stems] + [f"{job_id}.codes.safetensors"]
 
 
+def writer_of(name: str, by_id: dict, fmt: str):
+    """The job of ``by_id`` (jobs by lower-case id) that writes file ``name``, if any (compared
+    ignoring case, as macOS and Windows do)."""
+    lower = name.lower()
+    if lower.endswith(".codes.safetensors"):
+        return by_id.get(lower[: -len(".codes.safetensors")])
+    if not lower.endswith(f".{fmt}"):
+        return None
+    stem = lower[: -len(fmt) - 1]
+    job = by_id.get(stem)
+    return job if job is not None and job.batch == 1 else stem_owner(stem, by_id)
+
+
 def refuse_foreign(out: Path, jobs, fmt: str, owned: set[str]) -> None:
-    """No file a job of ``jobs`` would write is in ``out`` unless a run of this folder wrote it (``owned``)."""
-    found = [f"  {name} (job '{job.id}', line {job.line})" for job in jobs
-             for name in job_files(job.output_stems(), job.id, fmt)
-             if name not in owned and os.path.lexists(out / name)]
+    """No file a job of ``jobs`` would write is in ``out`` unless a run of this folder wrote it
+    (``owned``). The folder is listed once (a job's songs are not: a batch may be huge)."""
+    try:
+        names = sorted(os.listdir(out))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    by_id = {job.id.lower(): job for job in jobs}
+    found = [(name, job) for name in names if name not in owned for job in [writer_of(name, by_id, fmt)] if job]
+    refuse(out, found)
+
+
+def refuse_before_writing(out: Path, job, names: list[str], owned: set[str]) -> None:
+    """The same rule just before ``job``'s files ``names`` are written (a file may have appeared since)."""
+    refuse(out, [(name, job) for name in names if name not in owned and os.path.lexists(out / name)])
+
+
+def refuse(out: Path, found: list) -> None:
     if found:
-        listed = found[:MAX_LISTED] + ([f"  ... and {len(found) - MAX_LISTED} more"] if len(found) > MAX_LISTED else [])
+        listed = [f"  {name} (job '{job.id}', line {job.line})" for name, job in found[:MAX_LISTED]]
+        listed += [f"  ... and {len(found) - MAX_LISTED} more"] if len(found) > MAX_LISTED else []
         raise OutputError(f"--out {out} already holds {len(found)} file(s) that jobs of this run would write, and no "
                           "run of this folder wrote them (their jobs are not in its manifest):\n" + "\n".join(listed)
                           + "\nThey are never replaced: move them elsewhere (or delete them), or write to another "

@@ -21,7 +21,7 @@ from ..codes import save_codes
 from ..errors import HeartMuLaError
 from .jobs import Job
 from .manifest import Manifest, OutputLock, prompt_digest
-from .out_folder import job_files, refuse_foreign
+from .out_folder import job_files, refuse_before_writing
 from .worker import SongResult
 
 FORMATS = ("flac", "wav", "mp3")
@@ -75,8 +75,8 @@ def record_job(out_dir: Path, manifest: Manifest, job: Job, result: SongResult, 
                lock: OutputLock) -> dict:
     """The job's files (never replacing one no run of this folder wrote: a user may have put one
     there since the run started), then its manifest line; ``lock`` lists the files in between."""
-    refuse_foreign(out_dir, [job], fmt, lock.owned)
     names = job_files(job.output_stems(), job.id, fmt)
+    refuse_before_writing(out_dir, job, names, lock.owned)
     lock.writing(names)
     audio, write_seconds = write_job(out_dir, job, result, fmt)
     entry = manifest_entry(job, result, audio, write_seconds, attempts)
