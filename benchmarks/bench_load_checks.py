@@ -6,9 +6,11 @@ without them, and the time spent inside them (tables for benchmarks/RESULTS.md).
 
 Writes a random float32 LM checkpoint (24 layers of 1024 by default: 1.6 GB, the size
 tests/test_lm_load_memory.py uses) and its fp8 version (``quantize``), then loads each several
-times, alternating "checks on" with "checks off" (the check functions replaced by no-ops: the
-code before the checks existed), and reports the median of each. "in checks" is the time measured
-inside the check functions during the "on" loads: the honest cost, free of run-to-run noise.
+times, alternating "checks on" with "checks off" (the check functions replaced by no-ops and the
+checked fp8 read by a plain one: the code before the checks existed), and reports the median of
+each. "in checks" is the time measured inside the check functions during the "on" loads (the fp8
+first table compares the check of the fp8 codes with reading them from the page cache, the one
+step of loading it is most comparable with).
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from heartmula_core.cli.quantize import quantize
 from heartmula_core.lm.config import HeartMuLaConfig
 from heartmula_core.lm.load import build_lm, load_lm
 from heartmula_core.quant import formats, source
+from heartmula_core.quant.finite import largest_code
 from heartmula_core.quant.plan import WeightStorage
+from heartmula_core.safetensors_header import read_entries
+from heartmula_core.weights import TensorSource
 
 from .table import print_table
 
@@ -61,7 +66,8 @@ def write_float32_lm(root: Path, layers: int, width: int) -> Path:
 
 @contextmanager
 def checks(on: bool, spent: list[float]):
-    """The check functions as they are (timed into ``spent``), or replaced by no-ops."""
+    """The check functions as they are (timed into ``spent``), or replaced by no-ops: the code
+    before the checks existed."""
     originals = {name: getattr(source, name) for name in CHECKS}
 
     def timed(fn):
@@ -101,6 +107,25 @@ def time_loads(folder: Path, storage: WeightStorage, dtype: torch.dtype, repeats
             "in checks s": f"{check:.4f}", "in checks / load": f"{100 * check / on:.2f} %"}
 
 
+def time_reads(folder: Path, repeats: int) -> list[dict]:
+    """The fp8 tensors of ``folder`` read from the page cache alone, and read then checked: the
+    check next to the one step of loading it is most comparable with."""
+    entries = {k: e for f in sorted(folder.glob("*.safetensors")) for k, e in read_entries(f).items()
+               if formats.is_fp8(e.dtype)}
+    source = TensorSource(entries, str(folder))
+    ways = {"read": lambda k: source.load(k), "read + largest_code": lambda k: largest_code(source.load(k))}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, way in ways.items():
+            start = time.perf_counter()
+            for key in entries:
+                way(key)
+            times[name].append(time.perf_counter() - start)
+    gb = sum(e.end - e.start for e in entries.values()) / 1e9
+    return [{"fp8 tensors": f"{len(entries)} ({gb:.2f} GB)", "what": name, "median s": f"{statistics.median(t):.3f}",
+             "min s": f"{min(t):.3f}"} for name, t in times.items()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--layers", type=int, default=24)
@@ -124,9 +149,12 @@ def main() -> None:
         if args.lm_dir:
             cases += [(args.lm_dir, Path(args.lm_dir), "fp8_e4m3fn", WeightStorage(formats.E4M3), torch.bfloat16),
                       (args.lm_dir, Path(args.lm_dir), "default, bf16", WeightStorage(), torch.bfloat16)]
+        reads = time_reads(fp8, 2 * args.repeats + 1)
+        print_table(reads, f"Reading the fp8 tensors ({args.threads} thread(s), {2 * args.repeats + 1} times each)")
         for label, folder, held, storage, dtype in cases:
             rows.append({"checkpoint": label, "loaded as": held, **time_loads(folder, storage, dtype, args.repeats)})
             print(rows[-1], flush=True)
+    print_table(reads, f"Reading the fp8 tensors ({args.threads} thread(s), {2 * args.repeats + 1} times each)")
     print_table(rows, f"Load time with and without the weight checks ({args.threads} thread(s), "
                       f"median of {args.repeats})")
 

@@ -63,6 +63,27 @@ def test_largest_code_reads_every_code_of_both_formats(fp8):
     assert largest_code(torch.empty(0, dtype=fp8)) == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_largest_bits_finds_the_largest_magnitude_and_every_nan_or_infinity(dtype):
+    from heartmula_core.quant.finite import NON_FINITE, largest_bits
+
+    g = torch.Generator().manual_seed(0)
+    info = torch.finfo(dtype)
+    wide = torch.float64
+    for values in (torch.randn(1000, generator=g), -torch.rand(77, generator=g), torch.tensor([-0.0, 0.0]),
+                   torch.tensor([info.max, -info.max, info.tiny], dtype=wide), torch.tensor([-info.max, 1.0], dtype=wide)):
+        t = values.to(dtype)
+        bits = largest_bits(t)
+        assert bits < NON_FINITE[dtype]
+        back = torch.tensor([bits], dtype=torch.int64).to({2: torch.int16, 4: torch.int32, 8: torch.int64}[
+            t.element_size()]).view(dtype)
+        assert float(back) == float(t.abs().max())
+        for bad in (float("nan"), float("inf"), -float("inf"), -float("nan")):
+            poisoned = t.clone()
+            poisoned[len(t) // 2] = bad
+            assert largest_bits(poisoned) >= NON_FINITE[dtype], (bad, t)
+
+
 @pytest.mark.parametrize("fmt,code", [("fp8_e4m3fn", 0x7F), ("fp8_e4m3fn", 0xFF), ("fp8_e5m2", 0x7C),
                                       ("fp8_e5m2", 0xFD), ("fp8_e5m2", 0xFE)])
 @pytest.mark.parametrize("held", list(STORAGES))

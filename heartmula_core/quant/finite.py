@@ -1,4 +1,4 @@
-"""Refuse weights that would not be finite numbers once loaded, at the cost of a reduction or two.
+"""Refuse weights that would not be finite numbers once loaded, at the cost of two reductions.
 
 A corrupt fp8 file can hold codes that mean NaN or infinity (e4m3fn: 0x7F and 0xFF; e5m2: 0x7C to
 0x7F and 0xFC to 0xFF), or a finite but huge scale whose product with the codes overflows. Loaded as
@@ -6,36 +6,55 @@ they were, both made whole songs of token 0, and on the CPU the fast fp8 cast (`
 which moves bits and never meets a NaN in files the pack writes) read e4m3fn's NaN as 480: another
 model. So what is checked is what a weight becomes:
 
-- fp8 codes: both formats are sign + magnitude, so the magnitudes of codes with the sign bit clear
-  are ordered as their int8 values, and those of codes with it set as their uint8 values. Two byte
-  reductions (no temporary copy) give the largest magnitude code; a NaN or infinity code is the
-  largest there is.
-- that code times the tensor's scale must fit the dtype the weight is used in.
-- float tensors (bf16 / fp32 files, weight-norm folds): one ``aminmax`` pass, which NaN poisons.
+- every float format here (fp8, bf16, fp16, fp32, fp64) is sign + magnitude, with NaN and infinity
+  the largest magnitudes there are. Read as signed integers of the same width, the values with the
+  sign bit clear are ordered by magnitude; read as unsigned, those with it set are. So two integer
+  max reductions (no temporary copy) give the largest magnitude's bit pattern (``largest_bits``):
+  non-finite exactly when it reaches ``NON_FINITE``.
+- for fp8, that largest code's value times the tensor's scale must fit the dtype the weight is used in.
+
+The reductions run in numpy, on one thread: torch spreads them over its thread pool, and on a
+busy machine each parallel step waited for a busy core (loading took 6x as long); numpy's integer
+max is vectorised and as fast as torch's on one thread.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import CheckpointError
 from . import formats
 
-FIRST_NON_FINITE = {formats.E4M3: 0x7F, formats.E5M2: 0x7C}  # magnitude codes from here on: NaN / inf
+NON_FINITE = {formats.E4M3: 0x7F, formats.E5M2: 0x7C, torch.float16: 0x7C00, torch.bfloat16: 0x7F80,
+              torch.float32: 0x7F800000, torch.float64: 0x7FF0000000000000}  # the smallest NaN / inf magnitude
+_SIGNED = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_VALUES: dict[torch.dtype, list[float]] = {}
+
+
+def largest_bits(t: torch.Tensor) -> int:
+    """The bit pattern of the largest magnitude in a float tensor (sign cleared; 0 when empty)."""
+    if t.numel() == 0:
+        return 0
+    width = t.element_size()
+    signed = t.detach().cpu().reshape(-1).view(_SIGNED[width]).numpy()
+    positive = int(signed.max())  # the largest with the sign bit clear, if any
+    negative = int(signed.view(_UNSIGNED[width]).max())  # the largest with it set, if any
+    top = 1 << (8 * width - 1)
+    return max(positive, negative - top if negative >= top else 0)
 
 
 def largest_code(q: torch.Tensor) -> int:
     """The largest magnitude code (0 .. 0x7F) of an fp8 tensor."""
-    if q.numel() == 0:
-        return 0
-    positive = int(q.view(torch.int8).amax())  # the largest code with the sign bit clear, if any
-    negative = int(q.view(torch.uint8).amax())  # the largest code with it set, if any (>= 0x80)
-    return max(positive, negative - 0x80 if negative >= 0x80 else 0)
+    return largest_bits(q)
 
 
 def code_value(code: int, dtype: torch.dtype) -> float:
-    """The number magnitude ``code`` stands for in fp8 ``dtype``."""
-    return float(torch.tensor(code, dtype=torch.uint8).view(dtype).float())
+    """The number magnitude ``code`` stands for in fp8 ``dtype`` (a table, made once per format)."""
+    if dtype not in _VALUES:
+        _VALUES[dtype] = torch.arange(128, dtype=torch.uint8).view(dtype).float().tolist()
+    return _VALUES[dtype][code]
 
 
 def _name(dtype: torch.dtype) -> str:
@@ -55,7 +74,7 @@ def check_fp8(q: torch.Tensor, scale: torch.Tensor | None, what: str, used_as: t
     """``q * scale`` holds only finite numbers that ``used_as`` (the dtype the weight is cast to) can
     hold; else one CheckpointError naming ``what``."""
     code = largest_code(q)
-    if code >= FIRST_NON_FINITE[q.dtype]:
+    if code >= NON_FINITE[q.dtype]:
         raise CheckpointError(f"{what} holds fp8 codes that stand for NaN or infinity, which no weight is. "
                               "The file is corrupt: re-download or re-create it.")
     s = 1.0 if scale is None else float(scale)
@@ -63,12 +82,11 @@ def check_fp8(q: torch.Tensor, scale: torch.Tensor | None, what: str, used_as: t
 
 
 def check_float(t: torch.Tensor, what: str, stored: torch.dtype | None = None) -> None:
-    """A float tensor holds no NaN or infinity (one pass over it); ``stored``: the file's dtype, when
-    ``t`` was converted from it (a narrower dtype may overflow)."""
-    if not t.is_floating_point() or t.numel() == 0 or formats.is_fp8(t.dtype):
+    """A float tensor holds no NaN or infinity; ``stored``: the file's dtype, when ``t`` was
+    converted from it (a narrower dtype may overflow)."""
+    if t.dtype not in NON_FINITE or formats.is_fp8(t.dtype):
         return
-    low, high = torch.aminmax(t.reshape(-1))
-    if not (torch.isfinite(low) and torch.isfinite(high)):
+    if largest_bits(t) >= NON_FINITE[t.dtype]:
         narrowed = stored is not None and stored != t.dtype
         raise CheckpointError(
             f"{what} holds NaN or infinite values" + (f" once converted from {_name(stored)} to {_name(t.dtype)}"
