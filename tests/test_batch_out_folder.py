@@ -184,6 +184,9 @@ def test_a_full_disk_while_appending_the_manifest_is_one_error_then_a_rerun_fini
 def test_another_format_on_a_rerun_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     assert batch(tmp_path, out, jobs=JOBS[:1]) == 0
+    (out / ".batch.lock").write_text('["a.codes.safetensors", "a.flac"]')  # stopped after a's line, before the lock
+    assert batch(tmp_path, out, jobs=JOBS[:1]) == 0
+    assert (out / ".batch.lock").read_bytes() == b""  # the manifest owns a's files: the lock lets them go
     capsys.readouterr()
     assert batch(tmp_path, out, "--format", "wav", jobs=JOBS[:1]) == 2
     one_error(capsys, "job 'a' is finished in the manifest as a.flac, not as --format wav",

@@ -104,6 +104,10 @@ def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSumma
     manifest = Manifest(out)
     done = manifest.load()
     check_against_manifest(jobs, done, manifest.path, opts.format)
+    recorded = lock.owned & {name for entry in done.values() for name in [*entry.get("audio", []), entry.get("codes")]
+                             if isinstance(name, str)}
+    if recorded:  # a stop between a job's line and clearing the lock: the manifest owns them
+        lock.writing(sorted(recorded), done=True)
     pending = [j for j in jobs if j.id not in done]
     refuse_foreign(out, pending, opts.format, lock.owned)
     summary.skipped = len(jobs) - len(pending)
