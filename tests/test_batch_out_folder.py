@@ -274,3 +274,21 @@ def test_the_folder_check_never_lists_a_huge_batchs_songs(tmp_path):
     assert time.perf_counter() - start < 10
     listed = [line.strip() for line in str(caught.value).splitlines() if line.startswith("  ")]
     assert listed == ["X_12.FLAC (job 'x', line 1)", "x_5.flac (job 'x', line 1)"]
+
+
+@pytest.mark.parametrize("kind", ["huge", "nested", "huge float"])
+def test_every_field_with_a_huge_number_or_deep_nesting_is_a_problem_line_or_a_job(tmp_path, kind):
+    """No exception but the listed problems, whatever a field holds (the kinds Python itself limits:
+    whole numbers just under its 4300 digits, nesting just under its recursion limit)."""
+    from heartmula_core.batch.jobs import OPTIONAL, REQUIRED
+
+    value = {"huge": 10 ** 4299, "nested": json.loads("[" * 500 + "]" * 500), "huge float": 1e308}[kind]
+    accepted = []
+    for field in REQUIRED + OPTIONAL:
+        try:
+            parse_jobs(write_jobs(tmp_path / "jobs.jsonl", [{**JOBS[0], field: value}]))
+            accepted.append(field)
+        except JobsError as exc:
+            assert str(exc).splitlines()[1].startswith(f"  line 1: '{field}' ")
+            assert "set_int_max_str_digits" not in str(exc) and len(str(exc)) < 600, str(exc)
+    assert accepted == (["top_k", "batch"] if kind == "huge" else [])  # no upper bound: memory decides

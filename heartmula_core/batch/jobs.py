@@ -82,7 +82,7 @@ def _type_problem(value, name: str) -> str | None:
         return f"'{name}' must be a {'whole number' if whole else 'number'}, got {json.dumps(value)[:40]}"
     if whole and not isinstance(value, int):
         return f"'{name}' must be a whole number (write {int(value)} rather than {value})" \
-            if float(value).is_integer() else f"'{name}' must be a whole number, got {value}"
+            if float(value).is_integer() and abs(value) < 2**63 else f"'{name}' must be a whole number, got {value}"
     return None
 
 
