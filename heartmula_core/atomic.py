@@ -1,7 +1,8 @@
 """Write output files all-or-nothing, and never replace what is not a regular file.
 
 Each file goes to a temporary name in its target folder and is renamed over the target when
-complete, so a failure or Ctrl-C leaves no partial file. Renaming replaces whatever the name
+complete, so a failure, Ctrl-C or SIGTERM leaves no partial file (what SIGKILL leaves, the next
+write into that folder removes: leftovers.py). Renaming replaces whatever the name
 points at, so the target is checked first (``output_target``), before any slow work:
 
 - a regular file (or nothing yet): replaced atomically;
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import OutputError
+from .leftovers import remove_leftovers, temp_prefix
 
 MB = 1 << 20
 
@@ -68,8 +70,13 @@ def _existing_ancestor(folder: Path) -> Path:
 
 def _check_folder(folder: Path, target: OutputTarget) -> None:
     """The folder exists or can be created, and can be written to."""
+    writable_folder(folder, f"{target.what} {target.given}")
+
+
+def writable_folder(folder: Path, where: str) -> None:
+    """``folder`` exists or can be created, and can be written to; else one OutputError that starts
+    with ``where`` (what the user called the path)."""
     base = _existing_ancestor(folder)
-    where = f"{target.what} {target.given}"
     if not base.is_dir():
         raise OutputError(f"{where}: {base} is not a folder, so the file cannot be created there. Give another path.")
     if hasattr(os, "statvfs") and os.statvfs(base).f_flag & getattr(os, "ST_RDONLY", 1):
@@ -131,7 +138,8 @@ def _errno(exc: BaseException) -> int | None:
     return code
 
 
-def _as_output_error(target: OutputTarget, exc: BaseException) -> OutputError:
+def as_output_error(target: OutputTarget, exc: BaseException) -> OutputError:
+    """An OS error while writing ``target`` as one message saying what to do."""
     code = _errno(exc)
     if code in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
         free = free_bytes(target.path.parent)
@@ -148,9 +156,9 @@ def _as_output_error(target: OutputTarget, exc: BaseException) -> OutputError:
 
 
 def _prepare(target: OutputTarget, suffix: str) -> str:
-    """A temporary file beside the target."""
+    """A temporary file beside the target, named as this process's (leftovers.py)."""
     target.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=target.path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=suffix, dir=target.path.parent)
     os.close(fd)
     return tmp
 
@@ -163,6 +171,8 @@ def atomic_write_all(items: Sequence[tuple[OutputTarget | str | Path, str, Calla
     targets = [output_target(t.given, t.what) if isinstance(t, OutputTarget) else output_target(t)
                for t, _, _ in items]
     kept = [(t, item) for t, item in zip(targets, items) if not t.discard]
+    for folder in dict.fromkeys(t.path.parent for t, _ in kept):
+        remove_leftovers(folder)  # of runs killed before they could clean up
     temps: list[str] = []
     try:
         for target, (_, suffix, write) in kept:
@@ -170,7 +180,7 @@ def atomic_write_all(items: Sequence[tuple[OutputTarget | str | Path, str, Calla
                 temps.append(_prepare(target, suffix))
                 write(temps[-1])
             except (OSError, *errors) as exc:
-                raise _as_output_error(target, exc) from exc
+                raise as_output_error(target, exc) from exc
         umask = os.umask(0)
         os.umask(umask)
         for (target, _), tmp in zip(kept, temps):
@@ -178,7 +188,7 @@ def atomic_write_all(items: Sequence[tuple[OutputTarget | str | Path, str, Calla
                 os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
                 os.replace(tmp, target.path)
             except OSError as exc:
-                raise _as_output_error(target, exc) from exc
+                raise as_output_error(target, exc) from exc
     finally:
         for tmp in temps:
             if os.path.exists(tmp):

@@ -1,6 +1,9 @@
 """OUTDIR/manifest.jsonl and the output folder: torn lines, changed jobs, leftovers, one run at a time."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -54,6 +57,7 @@ def test_job_changed_since_it_finished_is_refused(tmp_path):
 
 def test_only_temporary_files_of_atomic_writes_are_removed(tmp_path):
     from heartmula_core.atomic import atomic_write
+    from heartmula_core.leftovers import HOST
 
     def crash(tmp):
         open(tmp, "wb").write(b"half")
@@ -62,12 +66,20 @@ def test_only_temporary_files_of_atomic_writes_are_removed(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "x.flac", ".flac", crash)
-    leftover = (tmp_path / "left").read_text()
-    assert leftover.rsplit("/", 1)[-1].startswith(".partial-")  # the prefix remove_partials relies on
-    (tmp_path / ".partial-abc.flac").write_bytes(b"half")  # what SIGKILL leaves (no finally runs)
-    (tmp_path / "keep.flac").write_bytes(b"done")
-    assert remove_partials(tmp_path) == [".partial-abc.flac"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.flac", "left"]
+    leftover = (tmp_path / "left").read_text().rsplit("/", 1)[-1]
+    assert leftover.startswith(f".partial-{HOST}-{os.getpid()}-")  # the names remove_partials relies on
+    assert not (tmp_path / leftover).exists()  # Ctrl-C cleaned up
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = f".partial-{HOST}-{dead.pid}-abc.flac"  # what SIGKILL leaves (no finally runs)
+    kept = [f".partial-{HOST}-{os.getpid()}-abc.flac",  # a run still writing (this one)
+            f".partial-{HOST}-{os.getppid()}-abc.flac",  # a live process
+            f".partial-0000beef-{dead.pid}-abc.flac",  # another machine's, on a shared disk
+            ".partial-abc.flac", "keep.flac"]  # the user's
+    for name in [killed, *kept]:
+        (tmp_path / name).write_bytes(b"half")
+    assert remove_partials(tmp_path) == [killed]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["left"])
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path):

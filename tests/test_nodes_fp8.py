@@ -167,3 +167,38 @@ def test_fp8_layers_can_be_loaded_partially_on_a_real_host(pack, nodes, comfy_ho
     lm, codec = load(comfy_home, nodes[0], "fp8_e4m3fn")
     assert memory.partial_load_safe(lm.model) == real_host()
     assert memory.partial_load_safe(codec.model) == real_host()
+
+
+def _corrupt(folder, code: int = 0x7F) -> str:
+    """Put an fp8 code that stands for NaN into the first fp8 weight of a quantized folder; its key."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(folder / "model.safetensors"))
+    key = sorted(k for k, v in tensors.items() if v.dtype == E4M3)[0]
+    raw = tensors[key].view(torch.uint8).clone()
+    raw.view(-1)[3] = code
+    tensors[key] = raw.view(E4M3)
+    save_file(tensors, str(folder / "model.safetensors"))
+    return key
+
+
+@pytest.mark.parametrize("weight_dtype", ["default", "fp8_e4m3fn", "fp8_e5m2"])
+def test_fp8_checkpoints_with_nan_codes_are_refused_by_both_loaders(pack, nodes, comfy_home, weight_dtype):
+    """A corrupt fp8 file is one error naming the tensor, whichever host layers hold the weights
+    (ComfyUI's mixed_precision_ops on 0.28, scaled_fp8_ops on 0.3.64, the core's on the stand-in),
+    not a model that writes silence (default) or reads NaN as 480 (fp8 on the CPU)."""
+    from heartmula_pack.heartmula_core.cli.quantize import quantize
+    from heartmula_pack.heartmula_core.errors import CheckpointError
+
+    loaders = nodes[0]
+    quantize(TINY_CKPT / LM_NAME, comfy_home.models / "HeartMuLa-nan", "fp8_e4m3fn")
+    quantize(TINY_CKPT / CODEC_NAME, comfy_home.models / "HeartCodec-nan", "fp8_e4m3fn")
+    lm_key, codec_key = _corrupt(comfy_home.models / "HeartMuLa-nan"), _corrupt(comfy_home.models / "HeartCodec-nan",
+                                                                                0xFF)
+    with pytest.raises(CheckpointError, match=f"tensor {lm_key} holds fp8 codes that stand for NaN or infinity"):
+        comfy_home.run(loaders.LoadHeartMuLaLM, model="HeartMuLa-nan", dtype="fp32", download_if_missing=False,
+                       weight_dtype=weight_dtype)
+    with pytest.raises(CheckpointError, match=f"tensor {codec_key} holds fp8 codes that stand for NaN or infinity"):
+        comfy_home.run(loaders.LoadHeartCodec, codec="HeartCodec-nan", dtype="fp32", download_if_missing=False,
+                       weight_dtype=weight_dtype)
+    load(comfy_home, loaders, weight_dtype)  # the sound folders still load

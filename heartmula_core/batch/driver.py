@@ -1,8 +1,9 @@
 """A batch run from start to end: check everything, skip what is done, run the rest, write as results come.
 
-Order matters for the promise "errors before any model loads": the jobs file, the output folder
-(lock, manifest, leftovers of a killed run), the audio format and every prompt's length (with the
-tokenizer and config only) are all checked before a runner loads a model.
+Order matters for the promise "errors before any model loads": the jobs file, the audio format,
+the counts, the output folder whole (out_folder.py: a folder, its manifest and lock files of their
+own, leftovers of a killed run, no file of the user's where a job would write) and every prompt's
+length (with the tokenizer and config only) are all checked before a runner loads a model.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HeartMuLaError
-from ..settings import check_loras
+from ..settings import check_loras, whole
 from .jobs import NAMES, Job, describe_problems, parse_jobs
 from .manifest import Manifest, OutputLock, check_against_manifest, remove_partials
+from .out_folder import check_out_folder, refuse_foreign
 from .outputs import check_format, record_job
 from .progress import RunProgress
 from .worker import WorkerSpec
@@ -98,18 +100,32 @@ def make_runner(opts: BatchOptions):
     return RayRunner(spec, opts.ray, opts.workers, opts.cpus_per_worker)
 
 
-def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSummary, say) -> tuple[list[Job], Manifest]:
+def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSummary, lock: OutputLock,
+             say) -> tuple[list[Job], Manifest]:
     leftovers = remove_partials(out)
     if leftovers:
         say(f"batch: removed {len(leftovers)} unfinished temporary file(s) of an earlier run")
     manifest = Manifest(out)
     done = manifest.load()
-    check_against_manifest(jobs, done, manifest.path)
+    check_against_manifest(jobs, done, manifest.path, opts.format)
+    recorded = lock.owned & {name for entry in done.values() for name in [*entry.get("audio", []), entry.get("codes")]
+                             if isinstance(name, str)}
+    if recorded:  # a stop between a job's line and clearing the lock: the manifest owns them
+        lock.writing(sorted(recorded), done=True)
     pending = [j for j in jobs if j.id not in done]
+    refuse_foreign(out, pending, opts.format, lock.owned)
     summary.skipped = len(jobs) - len(pending)
     if pending:
         check_models(opts, pending, say)
     return pending, manifest
+
+
+def check_counts(opts: BatchOptions) -> None:
+    """``--threads``, ``--workers``, ``--cpus-per-worker``: whole numbers >= 1 when given."""
+    for value, flag in ((opts.threads, "--threads"), (opts.workers, "--workers"),
+                        (opts.cpus_per_worker, "--cpus-per-worker")):
+        if value is not None:
+            whole(value, flag, 1, None, "")
 
 
 def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
@@ -132,27 +148,29 @@ def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
 
 def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:
     """Run every job not yet in OUTDIR/manifest.jsonl. ``on_recorded(entry, runner)`` follows each write."""
-    out = Path(opts.out)
+    out = Path(opts.out).expanduser()
     summary = BatchSummary()
     start = time.perf_counter()
     jobs = parse_jobs(opts.jobs, opts.defaults)  # before anything touches the output folder
     summary.total = len(jobs)
     check_format(opts.format)
     check_loras(opts.loras, "--lora")
-    with OutputLock(out):
-        pending, manifest = _prepare(opts, jobs, out, summary, say)
+    check_counts(opts)
+    check_out_folder(out)
+    with OutputLock(out) as lock:
+        pending, manifest = _prepare(opts, jobs, out, summary, lock, say)
         if pending:
             runner = runner or make_runner(opts)
             try:
                 summary.workers = runner.start()
-                _consume(runner, pending, out, manifest, opts, summary, on_recorded)
+                _consume(runner, pending, out, manifest, lock, opts, summary, on_recorded)
             finally:
                 runner.close()
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _consume(runner, pending: list[Job], out: Path, manifest: Manifest, opts: BatchOptions,
+def _consume(runner, pending: list[Job], out: Path, manifest: Manifest, lock: OutputLock, opts: BatchOptions,
              summary: BatchSummary, on_recorded) -> None:
     """Write each result as it arrives; report failures, retries and lost workers above the bar."""
     progress = RunProgress(sum(j.batch for j in pending))
@@ -160,7 +178,7 @@ def _consume(runner, pending: list[Job], out: Path, manifest: Manifest, opts: Ba
         for outcome in runner.run(pending):
             job = outcome.job
             if outcome.result is not None:
-                entry = record_job(out, manifest, job, outcome.result, opts.format, outcome.attempt)
+                entry = record_job(out, manifest, job, outcome.result, opts.format, outcome.attempt, lock)
                 summary.finished.append(entry)
                 progress.advance(job.batch)
                 if on_recorded:

@@ -83,7 +83,7 @@ def _type_problem(value, name: str) -> str | None:
         return f"'{name}' must be a {'whole number' if whole else 'number'}, got {json.dumps(value)[:40]}"
     if whole and not isinstance(value, int):
         return f"'{name}' must be a whole number (write {int(value)} rather than {value})" \
-            if float(value).is_integer() else f"'{name}' must be a whole number, got {value}"
+            if float(value).is_integer() and abs(value) < 2**63 else f"'{name}' must be a whole number, got {value}"
     return None
 
 
@@ -165,17 +165,41 @@ def _check_record(record, defaults: dict, folder: Path) -> tuple[Job | None, lis
     return Job(values["id"], values["tags"], values["lyrics"], settings, fields=given), []
 
 
+def json_problem(exc: BaseException) -> str:
+    """Why ``json.loads`` refused a line, in words (Python's own limits included: nesting, and whole
+    numbers of more than 4300 digits, which it refuses with a plain ValueError)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "a number too long to read (more than 4300 digits)"
+
+
+def stem_owner(stem: str, by_id: dict[str, Job]) -> Job | None:
+    """The job whose song ``stem`` (``<id>_<n>``, n below its batch) is, if any (``by_id``: jobs by
+    lower-case id): found from the stem, never by listing a job's stems (a batch may be huge until
+    memory is checked)."""
+    base, _, index = stem.rpartition("_")
+    job = by_id.get(base)
+    if job is None or job.batch == 1 or not (index.isascii() and index.isdigit()) or str(int(index)) != index:
+        return None
+    return job if int(index) < job.batch else None
+
+
 def _clashes(jobs: list[Job]) -> list[tuple[int, str]]:
-    """Two jobs whose ids or output files would collide (case-insensitively, as on macOS/Windows)."""
-    owner: dict[str, Job] = {}
+    """Two jobs whose ids or output files would collide (case-insensitively, as on macOS/Windows).
+    Stems are ``<id>`` and ``<id>_<n>``, so a song's name can only collide with another job's id."""
+    by_id: dict[str, Job] = {}
     problems = []
     for job in jobs:
-        for stem in dict.fromkeys([job.id, *job.output_stems()]):
-            first = owner.setdefault(stem.lower(), job)
-            if first is not job:
-                what = "duplicate id" if first.id.lower() == job.id.lower() else f"output name '{stem}' also made by"
-                problems.append((job.line, f"{what} '{first.id}' (line {first.line})"))
-                break
+        first = by_id.setdefault(job.id.lower(), job)
+        if first is not job:
+            problems.append((job.line, f"duplicate id '{first.id}' (line {first.line})"))
+    for job in jobs:
+        owner = stem_owner(job.id.lower(), by_id)
+        if owner is not None and by_id.get(job.id.lower()) is job:
+            earlier, later = sorted((job, owner), key=lambda j: j.line)
+            problems.append((later.line, f"output name '{job.id}' also made by '{earlier.id}' (line {earlier.line})"))
     return problems
 
 
@@ -202,8 +226,8 @@ def parse_jobs(path: str | Path, defaults: dict | None = None) -> list[Job]:
             continue
         try:
             record = json.loads(text)
-        except ValueError as exc:
-            problems.append((number, f"not valid JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})"))
+        except (ValueError, RecursionError) as exc:
+            problems.append((number, f"not valid JSON ({json_problem(exc)})"))
             continue
         job, bad = _check_record(record, defaults, path.parent)
         problems += [(number, p) for p in bad]

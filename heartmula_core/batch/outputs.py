@@ -2,7 +2,9 @@
 
 Audio and codes go through the command line's writers (``audio_files.write_audio``,
 ``codes.save_codes``), which write a temporary file and rename it, so a job's files are either
-absent or complete; the manifest line, appended after both, is what marks the job done.
+absent or complete; the manifest line, appended after both, is what marks the job done. Before
+the files, the lock file records them as the run's (manifest.OutputLock), so a rerun after a kill
+between the two replaces them rather than refusing them as a user's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from ..audio_files import writable_format, write_audio
 from ..codes import save_codes
 from ..errors import HeartMuLaError
 from .jobs import Job
-from .manifest import Manifest, prompt_digest
+from .manifest import Manifest, OutputLock, prompt_digest
+from .out_folder import job_files, refuse_before_writing
 from .worker import SongResult
 
 FORMATS = ("flac", "wav", "mp3")
@@ -69,8 +72,15 @@ def manifest_entry(job: Job, result: SongResult, audio: list[str], write_seconds
     }
 
 
-def record_job(out_dir: Path, manifest: Manifest, job: Job, result: SongResult, fmt: str, attempts: int) -> dict:
+def record_job(out_dir: Path, manifest: Manifest, job: Job, result: SongResult, fmt: str, attempts: int,
+               lock: OutputLock) -> dict:
+    """The job's files (never replacing one no run of this folder wrote: a user may have put one
+    there since the run started), then its manifest line; ``lock`` lists the files in between."""
+    names = job_files(job.output_stems(), job.id, fmt)
+    refuse_before_writing(out_dir, job, names, lock.owned)
+    lock.writing(names)
     audio, write_seconds = write_job(out_dir, job, result, fmt)
     entry = manifest_entry(job, result, audio, write_seconds, attempts)
     manifest.append(entry)
+    lock.writing(names, done=True)
     return entry

@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..errors import CheckpointError
 from . import sources, store
-from .folders import list_folders, missing_shared
+from .folders import list_folders, missing_shared, refuse_a_file
 from .kinds import KINDS
 
 HOW_TO_ALLOW = "add --download to fetch them"  # the command line's switch
@@ -68,6 +68,7 @@ def _check(kind: str, root: Path, names: list[str]) -> list[Missing]:
 def missing_models(model_dir: str | Path, with_codec: bool = True) -> list[Missing]:
     """The official folders and shared files ``model_dir`` lacks for sampling and decoding (without
     the codec when the caller was given a codec folder elsewhere)."""
+    refuse_a_file(Path(model_dir).expanduser(), "The model folder")
     root, lm_names = _lm_folder(Path(model_dir).expanduser())
     codec = _check("codec", root, list_folders(root, "codec")) if with_codec else []
     return _check("lm", root, lm_names) + codec

@@ -53,12 +53,24 @@ def list_folders(root: str | Path, kind: str) -> list[str]:
     return [child.name for child in sorted(root.iterdir()) if is_kind(child, kind)]
 
 
+def refuse_a_file(path: Path, what: str) -> None:
+    """A path that names a file, or lies inside one, is a slip (a weight file given for its folder),
+    not a folder to download into: one error saying so (``what``: how messages call the folder)."""
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is None:
+        return
+    where = f"{path} is a file" if blocker == path else f"{path} lies inside the file {blocker}"
+    raise CheckpointError(f"{what} {where}, not a folder. Give the folder that holds config.json and the "
+                          f"weights, e.g. {blocker.parent}.")
+
+
 def resolve_folder(path: str | Path, kind: str, how_to_pick: str = "") -> Path:
     """The folder of ``kind`` itself, or a root holding exactly one (``how_to_pick``: what the caller
     offers for choosing among several, e.g. a flag)."""
     model = KINDS[kind]
     folder = Path(path).expanduser()
     if not folder.is_dir():
+        refuse_a_file(folder, f"{model.label} folder")
         raise CheckpointError(f"{model.label} folder {folder} does not exist. {download_hint(folder, kind)}")
     if (folder / "config.json").is_file():
         return folder

@@ -1,5 +1,6 @@
 """Command line: ``python -m heartmula_core {sample,batch,decode,generate,quantize} ...`` (see README). Every error
-we raise on purpose ends as one ``error: ...`` line and exit status 2."""
+we raise on purpose ends as one ``error: ...`` line and exit status 2; Ctrl-C (130) and SIGTERM / SIGHUP
+(128 + the signal) end as one line too, with no file half-written."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 
 from ..errors import HeartMuLaError
 from . import batch, decode, generate, quantize, sample
+from .stop_signals import Terminated, stop_like_ctrl_c
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +38,14 @@ def main(argv=None) -> int:
     _pass_through_undecodable_bytes()
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with stop_like_ctrl_c():
+            return args.func(args)
     except HeartMuLaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as stop:
+        print(f"terminated ({stop}): files not complete yet were not written", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("interrupted: files not complete yet were not written", file=sys.stderr)
         return 130

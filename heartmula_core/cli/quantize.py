@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..checkpoints.folders import is_kind, weight_files
 from ..codec.config import CodecConfig
+from ..codec.layout import is_ignored_key
 from ..codec.load import weight_plan as codec_weight_plan
+from ..codec.weight_norm import WeightNormFoldingSource
 from ..errors import OutputError
 from ..lm.config import HeartMuLaConfig
 from ..lm.load import resolve_lm_folder
 from ..lm.load import weight_plan as lm_weight_plan
 from ..quant import formats
 from ..quant.storage import CHECKPOINT
+from ..quant.source import prepare
 from ..quant.writer import write_checkpoint
+from ..weights import TensorSource, check_keys
 
 FP8_CHOICES = tuple(c for c in formats.WEIGHT_DTYPE_CHOICES if c != "default")
 
@@ -33,12 +39,23 @@ def quantize(model_dir: str | Path, out: str | Path, weight_dtype: str = "fp8_e4
                           f"got {weight_dtype}.")
     folder = Path(model_dir).expanduser()
     if is_kind(folder, "codec"):
-        _, plan = codec_weight_plan(CodecConfig.from_folder(folder), fp8, CHECKPOINT)
-        return write_checkpoint(folder, weight_files(folder, "codec"), plan, [folder / "config.json"], out, "codec")
+        shapes, plan = codec_weight_plan(CodecConfig.from_folder(folder), fp8, CHECKPOINT)
+        files = weight_files(folder, "codec")
+        check_weights(WeightNormFoldingSource(TensorSource.from_files(files)), shapes, plan, is_ignored_key)
+        return write_checkpoint(folder, files, plan, [folder / "config.json"], out, "codec")
     files = resolve_lm_folder(folder)
-    _, plan = lm_weight_plan(HeartMuLaConfig.from_file(files.config), fp8, CHECKPOINT)
+    shapes, plan = lm_weight_plan(HeartMuLaConfig.from_file(files.config), fp8, CHECKPOINT)
+    check_weights(TensorSource.from_files(files.weights), shapes, plan)
     return write_checkpoint(files.folder, files.weights, plan, [files.config, files.tokenizer, files.gen_config],
                             out, "lm")
+
+
+def check_weights(source: TensorSource, shapes: dict, plan, ignore=lambda _key: False) -> None:
+    """The files hold exactly the tensors of the model config.json describes (the loaders' key and
+    shape check, before anything is written): weights beside another model's config.json are refused."""
+    args = prepare(source, lambda _key: torch.float32, shapes, plan)
+    made_here = set(args["expected"]) - set(shapes)  # scales and markers the writer adds
+    check_keys(shapes, args["source"], lambda key: key in made_here or ignore(key), args["dtype_for"])
 
 
 def cmd_quantize(args) -> int:

@@ -127,8 +127,9 @@ def fp8_to(q: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, float]:
     high byte; e4m3's exponent bias is 8 less, so the float16 holds the value / 256, subnormals
     included) and the sign on the sign bit; the mask clears the sign's other copies. The float16 is
     then cast to ``dtype`` (fast to float32; the caller folds the factor into its per-tensor scale).
-    Elsewhere (CUDA casts are fast) the plain cast is used. Never called on NaN or infinite codes:
-    the quantizer saturates, so it never writes one.
+    Elsewhere (CUDA casts are fast) the plain cast is used. Never called on NaN or infinite codes
+    (which it would read as finite numbers, e4m3fn's NaN as 480): the quantizer saturates, so it
+    never writes one, and loading refuses files that hold one (finite.py).
     """
     if q.device.type != "cpu" or q.dtype not in FP8_DTYPES:
         return q.to(dtype), 1.0

@@ -15,6 +15,7 @@ import torch
 from ..errors import CheckpointError
 from ..weights import TensorSource
 from . import formats
+from .finite import check_fits, check_float, check_fp8
 from .storage import WeightPlan, marker_key, scale_key
 from .reading import Arena, convert_entry
 
@@ -28,12 +29,14 @@ class QuantizingSource(TensorSource):
     Reads checkpoints whose weights are float (converted here), or fp8 with or without
     ``weight_scale`` / ``scale_weight`` / ``comfy_quant`` (passed through, dequantized, or
     re-quantized to the other fp8 format). File-side scale and marker keys are consumed; the keys
-    the host layers want are synthesized.
+    the host layers want are synthesized. Every weight is checked to be a finite number in the
+    dtype it is used in (``used_as(key)``: the compute dtype; float32 by default), see finite.py.
     """
 
-    def __init__(self, base: TensorSource, plan: WeightPlan):
+    def __init__(self, base: TensorSource, plan: WeightPlan,
+                 used_as: Callable[[str], torch.dtype | None] = lambda _key: None):
         super().__init__(base.entries, base.description)
-        self.base, self.plan = base, plan
+        self.base, self.plan, self.used_as = base, plan, used_as
         self.file_scale: dict[str, str] = {}  # fp8 weight key -> its scale key in the file
         self.file_marker: dict[str, str] = {}
         consumed = self._read_file_layout()
@@ -95,9 +98,11 @@ class QuantizingSource(TensorSource):
         if key in self.plan.scaled:  # a Linear kept wide whose host layer has a scale anyway
             self._scales[key] = torch.ones((), dtype=torch.float32)
         if formats.is_fp8(self.base.dtype(key)):  # an fp8 file, read by a plan that keeps this key wider
-            q, scale = self._file_fp8(key)
+            q, scale = self._file_fp8(key, dtype)
             return formats.dequantize(q, scale, dtype or torch.float32)
-        return self.base.load(key, dtype)
+        loaded = self.base.load(key, dtype)
+        check_float(loaded, f"{self.description}: tensor {key}", self.base.dtype(key))
+        return loaded
 
     def _load_extra(self, key: str) -> torch.Tensor:
         weight = self._synth[key]
@@ -107,7 +112,9 @@ class QuantizingSource(TensorSource):
             self.load(weight)
         return self._scales.pop(weight)
 
-    def _file_fp8(self, key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _file_fp8(self, key: str, wide: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A weight as the file stores it in fp8, and its scale (None: unscaled), both checked;
+        ``wide``: the dtype it is dequantized to (default: the dtype it is used in)."""
         q = self.base.load(key)
         if key in self.file_marker:
             formats.read_comfy_quant(self.base.load(self.file_marker[key]), self.file_marker[key], q.dtype)
@@ -115,21 +122,29 @@ class QuantizingSource(TensorSource):
         if scale is not None and not (bool(torch.isfinite(scale)) and float(scale) > 0):
             raise CheckpointError(f"{self.file_scale[key]} is {float(scale)}; a weight scale must be a positive "
                                   "finite number. The file is corrupt; re-create it.")
+        check_fp8(q, scale, f"{self.description}: tensor {key}", wide or self.used_as(key) or torch.float32)
         return q, scale
 
     def _fp8_pair(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(fp8 weight in the plan's format, float32 scale) for ``key``; unscaled files get scale 1."""
         what = f"{self.description}: tensor {key}"
         if not formats.is_fp8(self.base.dtype(key)):
-            entry = self.base.entries.get(key)
-            if entry is not None and getattr(self.base, "folded", {}).get(key) is None:
-                self._arena = self._arena or Arena()
-                return convert_entry(entry, self.plan.fp8, what, self._arena)  # from the file, a slab at a time
-            return formats.quantize(self.base.load(key), self.plan.fp8, what)
+            q, scale = self._convert(key, what)
+            check_fits(float(scale) * formats.fp8_max(q.dtype), what, self.used_as(key) or torch.float32,
+                       f"{float(scale) * formats.fp8_max(q.dtype):g}")
+            return q, scale
         q, scale = self._file_fp8(key)
         if q.dtype == self.plan.fp8:
             return q, scale if scale is not None else torch.ones((), dtype=torch.float32)
         return formats.quantize(formats.dequantize(q, scale, torch.float32), self.plan.fp8, what)
+
+    def _convert(self, key: str, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A float weight of the file converted to the plan's fp8 (NaN and infinity refused)."""
+        entry = self.base.entries.get(key)
+        if entry is not None and getattr(self.base, "folded", {}).get(key) is None:
+            self._arena = self._arena or Arena()
+            return convert_entry(entry, self.plan.fp8, what, self._arena)  # from the file, a slab at a time
+        return formats.quantize(self.base.load(key), self.plan.fp8, what)
 
 
 def prepare(source: TensorSource, dtype_for: Callable[[str], torch.dtype | None],
@@ -138,7 +153,7 @@ def prepare(source: TensorSource, dtype_for: Callable[[str], torch.dtype | None]
     so that the model gets ``plan``'s fp8 weights and the scale/marker keys its host layers want,
     from any float or fp8 checkpoint. With ``plan.fp8`` None it still reads fp8 files (dequantized
     to ``dtype_for``'s dtype, scales applied)."""
-    wrapped = QuantizingSource(source, plan)
+    wrapped = QuantizingSource(source, plan, dtype_for)
     full: dict[str, tuple[int, ...]] = {}
     for key, shape in expected.items():
         full[key] = shape

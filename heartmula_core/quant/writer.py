@@ -24,8 +24,11 @@ import torch
 
 from ..atomic import atomic_write_all, check_free_space, output_target
 from ..errors import CheckpointError, OutputError
+from ..leftovers import remove_leftovers
 from ..safetensors_header import DTYPES, TensorEntry, read_entries
 from ..weights import TensorSource
+from . import formats
+from .finite import check_float, check_fp8
 from .storage import CHECKPOINT, WeightPlan
 from .source import OLD_INPUT_SCALE, OLD_MARKERS, QuantizingSource
 
@@ -77,15 +80,23 @@ def _header(outs: list[_Out]) -> bytes:
     return struct.pack("<Q", len(blob)) + blob
 
 
-def _copy_raw(src: TensorEntry, f) -> None:
+def _copy_raw(src: TensorEntry, f, name: str) -> None:
+    """Copy a tensor byte for byte, checking float data for NaN / infinity on the way (finite.py)."""
+    buffer = torch.empty(min(COPY_BYTES, src.end - src.start), dtype=torch.uint8)
     with open(src.file, "rb") as inp:
         inp.seek(src.start)
         left = src.end - src.start
         while left:
-            chunk = inp.read(min(COPY_BYTES, left))
-            if not chunk:
+            chunk = buffer[: min(COPY_BYTES, left)]
+            if inp.readinto(memoryview(chunk.numpy())) != len(chunk):
                 raise CheckpointError(f"{src.file} ends early; the download is incomplete.")
-            f.write(chunk)
+            if src.dtype.is_floating_point:  # chunks hold whole elements: COPY_BYTES is a multiple of 8
+                values = chunk.view(src.dtype)
+                if formats.is_fp8(src.dtype):
+                    check_fp8(values, None, f"{src.file}: tensor {name}", torch.float32)
+                else:
+                    check_float(values, f"{src.file}: tensor {name}")
+            f.write(memoryview(chunk.numpy()))
             left -= len(chunk)
 
 
@@ -105,12 +116,15 @@ def _shard_writer(entries: dict[str, TensorEntry], outs: list[_Out], plan: Weigh
                         f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
                 elif o.name in entries:
                     f.seek(base + o.offset)
-                    _copy_raw(entries[o.name], f)
+                    _copy_raw(entries[o.name], f, o.name)
             f.truncate(base + sum(o.nbytes for o in outs))
     return write
 
 
 def _check_out(out: Path, folder: Path) -> None:
+    """A new or empty folder; what a killed earlier run left there (its temporary files) is removed."""
+    if out.is_dir():
+        remove_leftovers(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"--out {out} exists and is not an empty folder; give a new folder for the fp8 checkpoint.")
     if out.resolve() == folder.resolve():
