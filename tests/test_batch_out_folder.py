@@ -190,7 +190,7 @@ def test_another_format_on_a_rerun_is_refused(tmp_path, capsys):
     capsys.readouterr()
     assert batch(tmp_path, out, "--format", "wav", jobs=JOBS[:1]) == 2
     one_error(capsys, "job 'a' is finished in the manifest as a.flac, not as --format wav",
-              "Run with the settings and --format they were made with")
+              "Run with the settings, weights and --format they were made with")
     assert not (out / "a.wav").exists()
 
 

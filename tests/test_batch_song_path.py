@@ -32,7 +32,7 @@ def saved_song(tmp_path_factory):
     return two
 
 
-def test_a_continued_fp8_job_gives_the_codes_sample_gives(tmp_path, saved_song):
+def test_a_continued_fp8_job_gives_the_codes_sample_gives(tmp_path, saved_song, capsys):
     jobs = tmp_path / "jobs" / "jobs.jsonl"
     jobs.parent.mkdir()
     (jobs.parent / "songs").mkdir()
@@ -54,7 +54,10 @@ def test_a_continued_fp8_job_gives_the_codes_sample_gives(tmp_path, saved_song):
     assert torch.equal(ours[0][:, :, :15], load_codes(saved_song)[0][:, :, :15].repeat_interleave(2, 0))
     [entry] = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert entry["settings"]["continue_from"] == "songs/start.safetensors" and entry["settings"]["keep_seconds"] == 1.2
-    assert entry["weight_dtype"] == "fp8_e4m3fn"
+    assert entry["weights"] == {"weight_dtype": "fp8_e4m3fn", "loras": []}
+    # the same line on other weights is another song: a rerun without --weight-dtype is refused, not skipped
+    assert main(["batch", str(jobs), "--model-dir", str(CKPT), "--out", str(out), "--device", "cpu"]) == 2
+    assert "finished in the manifest with other weights (--weight-dtype fp8_e4m3fn" in capsys.readouterr().err
 
 
 def test_lines_sample_would_refuse_are_listed_before_any_model_loads(tmp_path, saved_song, monkeypatch, capsys):

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import HeartMuLaError
 from ..settings import check_loras, whole
 from .jobs import NAMES, Job, describe_problems, parse_jobs
-from .manifest import Manifest, OutputLock, check_against_manifest, remove_partials
+from .manifest import Manifest, OutputLock, check_against_manifest, remove_partials, run_weights
 from .out_folder import check_out_folder, refuse_foreign
 from .outputs import check_format, record_job
 from .progress import RunProgress
@@ -107,7 +107,7 @@ def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSumma
         say(f"batch: removed {len(leftovers)} unfinished temporary file(s) of an earlier run")
     manifest = Manifest(out)
     done = manifest.load()
-    check_against_manifest(jobs, done, manifest.path, opts.format)
+    check_against_manifest(jobs, done, manifest.path, opts.format, run_weights(opts.weight_dtype, opts.loras))
     recorded = lock.owned & {name for entry in done.values() for name in [*entry.get("audio", []), entry.get("codes")]
                              if isinstance(name, str)}
     if recorded:  # a stop between a job's line and clearing the lock: the manifest owns them

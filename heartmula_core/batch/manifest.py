@@ -138,14 +138,31 @@ class Manifest:
             os.close(fd)
 
 
-def check_against_manifest(jobs: list[Job], done: dict[str, dict], manifest_path: Path, fmt: str | None = None) -> None:
-    """A finished job whose line changed since, or that was written in another ``fmt``, would be
-    silently skipped: refuse instead."""
+def run_weights(weight_dtype: str = "default", loras=()) -> dict:
+    """How a run holds the LM's and the codec's weights (``--weight-dtype``, ``--lora``): recorded with
+    each finished job, since the same line gives another song with other weights."""
+    return {"weight_dtype": weight_dtype, "loras": [[str(path), float(strength)] for path, strength in loras]}
+
+
+def _weights_differ(job: Job, entry: dict, weights: dict | None) -> str | None:
+    made = entry.get("weights", run_weights())  # entries of runs before weights were recorded: the defaults
+    if weights is None or made == weights:
+        return None
+    return (f"  line {job.line}: job '{job.id}' is finished in the manifest with other weights "
+            f"(--weight-dtype {made.get('weight_dtype')}, LoRAs {made.get('loras') or 'none'}; this run: "
+            f"--weight-dtype {weights['weight_dtype']}, LoRAs {weights['loras'] or 'none'})")
+
+
+def check_against_manifest(jobs: list[Job], done: dict[str, dict], manifest_path: Path, fmt: str | None = None,
+                           weights: dict | None = None) -> None:
+    """A finished job whose line changed since, that was written in another ``fmt`` or made with
+    other ``weights`` (``run_weights``), would be silently skipped: refuse instead."""
     problems = []
     for job in jobs:
         entry = done.get(job.id)
         if entry is None:
             continue
+        problems.append(_weights_differ(job, entry, weights))
         changed = [k for k, v in job.recorded().items() if entry.get("settings", {}).get(k) != v]
         if entry.get("prompt_sha256") != prompt_digest(job):
             changed.append("tags/lyrics")
@@ -156,10 +173,11 @@ def check_against_manifest(jobs: list[Job], done: dict[str, dict], manifest_path
         if fmt and audio and not all(name.endswith(f".{fmt}") for name in audio):
             problems.append(f"  line {job.line}: job '{job.id}' is finished in the manifest as {audio[0]}, not as "
                             f"--format {fmt}")
+    problems = [p for p in problems if p]
     if problems:
         raise ManifestError(
             f"{len(problems)} job(s) differ from the finished ones in {manifest_path}:\n" + "\n".join(problems)
-            + "\nRun with the settings and --format they were made with; to redo them, delete their lines from the "
+            + "\nRun with the settings, weights and --format they were made with; to redo them, delete their lines from the "
             "manifest (and their files), or write to a new --out folder.")
 
 

@@ -66,7 +66,7 @@ def manifest_entry(job: Job, result: SongResult, audio: list[str], write_seconds
         "codec_seconds": round(result.codec_seconds, 3),
         "write_seconds": round(write_seconds, 3),
         "worker": result.worker,
-        "weight_dtype": result.weight_dtype,
+        "weights": result.weights,
         "attempts": attempts,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

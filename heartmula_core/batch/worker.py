@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .jobs import NAMES, Job
+from .manifest import run_weights
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class SongResult:
     lm_seconds: float
     codec_seconds: float
     worker: str
-    weight_dtype: str = "default"  # how the worker held the weights
+    weights: dict | None = None  # how the worker held the weights (manifest.run_weights)
 
 
 class SongMaker:
@@ -91,7 +92,7 @@ class SongMaker:
         audio = song.audio
         return SongResult(song.codes.numpy(), song.lengths.numpy(), audio.waveform.numpy(), audio.samples,
                           audio.sample_rate, prompt.length, song.lm_seconds, song.codec_seconds, self.name,
-                          self.spec.weight_dtype)
+                          run_weights(self.spec.weight_dtype, self.spec.loras))
 
 
 @dataclass
