@@ -16,11 +16,17 @@ CATEGORY = "audio/HeartMuLa"
 
 
 class HeartMuLaNode(io.ComfyNode):
-    """Base of the pack's nodes: each subclass raises the pack's errors under host-readable names."""
+    """Base of the pack's nodes: each subclass raises the pack's errors under host-readable names, and
+    its docstring is the description users read (one text, not a docstring and a copy)."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         readable_errors(cls)
+
+    @classmethod
+    def declare(cls, node_id: str, display_name: str, **fields) -> io.Schema:
+        """The node's schema, described by its docstring."""
+        return schema(node_id, display_name, " ".join(inspect.cleandoc(cls.__doc__ or "").split()), **fields)
 
 
 def widget(knob: str) -> dict:
@@ -43,3 +49,9 @@ def advanced() -> dict:
     front end folds such inputs under the node's advanced toggle, as ComfyUI's own loaders do with
     ``weight_dtype``), else ``{}`` (0.3.64), so ``io.X.Input(..., **advanced())`` builds everywhere."""
     return {"advanced": True} if _host_takes_advanced() else {}
+
+
+def schema(node_id: str, display_name: str, description: str, **fields) -> io.Schema:
+    """A node's schema in the pack's menu category (``fields``: inputs, outputs and the rest)."""
+    return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+                     **fields)

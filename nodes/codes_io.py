@@ -15,7 +15,7 @@ from comfy_api.latest import io
 
 from ..heartmula_core.codes import FRAME_RATE, load_codes, save_codes
 from ..heartmula_core.errors import CodesError
-from .base import CATEGORY, HeartMuLaNode
+from .base import HeartMuLaNode
 from .file_listing import files_with_extension
 from .types import CodesSocket, HeartMuLaCodes
 
@@ -56,15 +56,13 @@ def read_codes(path: Path) -> HeartMuLaCodes:
 
 
 class SaveHeartMuLaCodes(HeartMuLaNode):
+    """Saves audio tokens to the output folder (safetensors), to decode them again later without
+    re-running the LM."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaSaveCodes",
-            display_name="Save HeartMuLa Codes",
-            category=CATEGORY,
-            description="Saves audio tokens to the output folder (safetensors), to decode them again later "
-                        "without re-running the LM.",
-            inputs=[
+        return cls.declare(
+            "HeartMuLaSaveCodes", "Save HeartMuLa Codes", inputs=[
                 CodesSocket.Input("codes", tooltip="Audio tokens from the HeartMuLa Sampler."),
                 io.String.Input("filename_prefix", default="heartmula/codes",
                                 tooltip="File name prefix inside the output folder; a counter and "
@@ -107,15 +105,13 @@ def resolve_codes_file(name: str) -> Path:
 
 
 class LoadHeartMuLaCodes(HeartMuLaNode):
+    """Loads audio tokens saved by Save HeartMuLa Codes (input folder, or output folder entries marked
+    [output])."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaLoadCodes",
-            display_name="Load HeartMuLa Codes",
-            category=CATEGORY,
-            description="Loads audio tokens saved by Save HeartMuLa Codes (input folder, or output folder "
-                        "entries marked [output]).",
-            inputs=[
+        return cls.declare(
+            "HeartMuLaLoadCodes", "Load HeartMuLa Codes", inputs=[
                 io.Combo.Input("file", options=_list_codes_files(),
                                tooltip="A .safetensors codes file in the input folder, or one saved in the "
                                        "output folder (marked [output])."),

@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from ..heartmula_core.errors import PromptError
 from ..heartmula_core.lm.prompt import build_prompt
 from ..heartmula_core.text_input import names_a_file
-from .base import CATEGORY, HeartMuLaNode
+from .base import HeartMuLaNode
 from .types import LMSocket, PromptSocket
 
 TAGS_EXAMPLE = "piano,happy,wedding,synthesizer,romantic"
@@ -20,14 +20,12 @@ LYRICS_EXAMPLE = (
 
 
 class HeartMuLaLyricsTags(HeartMuLaNode):
+    """Turns the style tags and the lyrics into the LM's prompt."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaLyricsTags",
-            display_name="HeartMuLa Lyrics & Tags",
-            category=CATEGORY,
-            description="Turns the style tags and the lyrics into the LM's prompt.",
-            inputs=[
+        return cls.declare(
+            "HeartMuLaLyricsTags", "HeartMuLa Lyrics & Tags", inputs=[
                 LMSocket.Input("lm", tooltip="The LM whose tokenizer encodes the text."),
                 io.String.Input("tags", multiline=True, placeholder=TAGS_EXAMPLE,
                                 tooltip="Style tags, comma-separated without spaces, e.g. " + TAGS_EXAMPLE
@@ -90,6 +88,8 @@ def normalise_tags(parts) -> str:
 
 
 class HeartMuLaTags(HeartMuLaNode):
+    """Builds the tags string from one choice per category plus free text."""
+
     @classmethod
     def define_schema(cls):
         category_inputs = [
@@ -97,12 +97,7 @@ class HeartMuLaTags(HeartMuLaNode):
                            tooltip=f"One tag from the {name} category ({NONE}: leave the category out).")
             for name, words in TAG_VOCABULARY.items()
         ]
-        return io.Schema(
-            node_id="HeartMuLaTags",
-            display_name="HeartMuLa Tags",
-            category=CATEGORY,
-            description="Builds the tags string from one choice per category plus free text.",
-            inputs=category_inputs + [
+        return cls.declare("HeartMuLaTags", "HeartMuLa Tags", inputs=category_inputs + [
                 io.String.Input("extra", default="", placeholder="more tags, comma-separated",
                                 tooltip="Any further tags, comma-separated (e.g. 'synthesizer,romantic'); "
                                         "they follow the chosen ones."),

@@ -8,22 +8,20 @@ from ..heartmula_core.codes import check_codes
 from ..heartmula_core.settings import SongSettings
 from ..heartmula_core.song import decode_song, plan_decode
 from . import memory
-from .base import CATEGORY, HeartMuLaNode, widget
+from .base import HeartMuLaNode, widget
 from .types import CodecSocket, CodesSocket, audio_output
 
 NAMES = {"decode_seed": "seed", "decode_steps": "steps", "decode_guidance": "guidance"}  # knob -> widget
 
 
 class HeartCodecDecode(HeartMuLaNode):
+    """Turns audio tokens into a 48 kHz stereo waveform (flow matching, then the waveform decoder),
+    window by window."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaCodecDecode",
-            display_name="HeartCodec Decode",
-            category=CATEGORY,
-            description="Turns audio tokens into a 48 kHz stereo waveform (flow matching, then the "
-                        "waveform decoder), window by window.",
-            inputs=[
+        return cls.declare(
+            "HeartMuLaCodecDecode", "HeartCodec Decode", inputs=[
                 CodecSocket.Input("codec", tooltip="The codec from Load HeartCodec."),
                 CodesSocket.Input("codes", tooltip="Audio tokens from the HeartMuLa Sampler or Load HeartMuLa Codes."),
                 io.Int.Input("seed", default=0, **widget("decode_seed"), control_after_generate=True,

@@ -18,7 +18,7 @@ from ..heartmula_core.codec import load_codec
 from ..heartmula_core.lm.load import load_lm
 from ..heartmula_core.settings import WEIGHT_DTYPE_CHOICES
 from . import fp8_ops, memory, model_folders
-from .base import CATEGORY, HeartMuLaNode, advanced
+from .base import HeartMuLaNode, advanced
 from .types import CodecSocket, HeartCodecModel, HeartMuLaLM, ListeningModel, LMSocket
 
 log = logging.getLogger(__name__)
@@ -111,14 +111,11 @@ def weight_dtype_input(what: str) -> io.Combo.Input:
 
 
 class LoadHeartMuLaLM(HeartMuLaNode):
+    """Loads a HeartMuLa language model (the part that writes the song as audio tokens)."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaLMLoader",
-            display_name="Load HeartMuLa LM",
-            category=CATEGORY,
-            description="Loads a HeartMuLa language model (the part that writes the song as audio tokens).",
-            inputs=loader_inputs(
+        return cls.declare("HeartMuLaLMLoader", "Load HeartMuLa LM", inputs=loader_inputs(
                 "lm", "model", "An LM folder under models/HeartMuLa (or another registered HeartMuLa folder). "
                 "Official names not downloaded yet are listed too.",
                 "auto", "Weight and compute precision. auto = bf16 where the GPU supports it, else fp32. fp16 may "
@@ -134,14 +131,11 @@ class LoadHeartMuLaLM(HeartMuLaNode):
 
 
 class LoadHeartCodec(HeartMuLaNode):
+    """Loads HeartCodec, which turns HeartMuLa's audio tokens into a 48 kHz stereo waveform."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaCodecLoader",
-            display_name="Load HeartCodec",
-            category=CATEGORY,
-            description="Loads HeartCodec, which turns HeartMuLa's audio tokens into a 48 kHz stereo waveform.",
-            inputs=loader_inputs(
+        return cls.declare("HeartMuLaCodecLoader", "Load HeartCodec", inputs=loader_inputs(
                 "codec", "codec", "A HeartCodec folder under models/HeartMuLa. Use HeartCodec-oss-20260123 with the "
                 "20260123 and later LMs.",
                 "fp32", "Precision of the codec's transformer (the rest stays fp32). The authors report audible loss "

@@ -27,7 +27,7 @@ from ..heartmula_core.checkpoints.folders import weight_files
 from ..heartmula_core.errors import LoraError
 from ..heartmula_core.lora import Adapter, load_adapter
 from ..heartmula_core.settings import check
-from .base import CATEGORY, HeartMuLaNode, widget
+from .base import HeartMuLaNode, widget
 from .types import LMSocket
 
 FOLDER = "loras"  # ComfyUI's folder for every LoRA (models/loras, plus extra_model_paths.yaml)
@@ -63,15 +63,13 @@ def comfy_patches(adapter: Adapter) -> dict:
 
 
 class LoadHeartMuLaLoRA(HeartMuLaNode):
+    """Applies a HeartMuLa LoRA (PEFT / SimpleTuner, kohya or ComfyUI layout) to the LM. Chain several
+    to stack them; the input LM stays as it was."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaLoraLoader",
-            display_name="Load HeartMuLa LoRA",
-            category=CATEGORY,
-            description="Applies a HeartMuLa LoRA (PEFT / SimpleTuner, kohya or ComfyUI layout) to the LM. Chain several "
-                        "to stack them; the input LM stays as it was.",
-            inputs=[
+        return cls.declare(
+            "HeartMuLaLoraLoader", "Load HeartMuLa LoRA", inputs=[
                 LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM (or from another LoRA node)."),
                 io.Combo.Input("lora_name", options=folder_paths.get_filename_list(FOLDER),
                                tooltip="A LoRA file in ComfyUI's models/loras folder. A PEFT / SimpleTuner LoRA is "

@@ -15,7 +15,7 @@ from ..heartmula_core.codes import FRAME_RATE
 from ..heartmula_core.settings import SongSettings
 from ..heartmula_core.song import plan_song, sample_song, song_start
 from . import memory
-from .base import CATEGORY, HeartMuLaNode, widget
+from .base import HeartMuLaNode, schema, widget
 from .types import CodesSocket, HeartMuLaCodes, LMSocket, PromptSocket
 
 
@@ -52,8 +52,8 @@ def run_lm(lm, prompt, seed, seconds, temperature, top_k, cfg_scale, batch_size,
 
 def lm_schema(node_id: str, display_name: str, description: str, inputs: list, output_tip: str) -> io.Schema:
     """The schema both LM nodes share: the LM and the prompt, then ``inputs``, one codes output."""
-    return io.Schema(
-        node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+    return schema(
+        node_id, display_name, description,
         inputs=[LMSocket.Input("lm", tooltip="The LM from Load HeartMuLa LM."),
                 PromptSocket.Input("prompt", tooltip="Tags and lyrics from HeartMuLa Lyrics & Tags."), *inputs],
         outputs=[CodesSocket.Output(display_name="codes", tooltip=output_tip)],

@@ -15,7 +15,7 @@ from ..heartmula_core.listening.best_take import Take, describe, pick_best
 from ..heartmula_core.listening.clap import clap_scores, estimate_clap_bytes, load_clap
 from ..heartmula_core.listening.metrics import lyric_accuracy_batch
 from . import memory
-from .base import CATEGORY, HeartMuLaNode
+from .base import HeartMuLaNode
 from .loaders import listening, load_model, loader_inputs
 from .types import ClapSocket, CodesSocket, HeartMuLaCodes, PromptSocket
 
@@ -37,15 +37,12 @@ def tags_as_text(tags: str) -> str:
 
 
 class LoadCLAP(HeartMuLaNode):
+    """Loads a CLAP audio-text model in Hugging Face format (e.g. larger_clap_music) from models/CLAP
+    or models/HeartMuLa, to score how well songs match a description."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaClapLoader",
-            display_name="Load CLAP",
-            category=CATEGORY,
-            description="Loads a CLAP audio-text model in Hugging Face format (e.g. larger_clap_music) from "
-                        "models/CLAP or models/HeartMuLa, to score how well songs match a description.",
-            inputs=loader_inputs(
+        return cls.declare("HeartMuLaClapLoader", "Load CLAP", inputs=loader_inputs(
                 "clap", "model", "A CLAP folder (config.json with model_type 'clap', weights, "
                 "preprocessor_config.json, tokenizer).",
                 "fp32", "fp32 is exact and CLAP is small; auto = fp16 on a GPU that runs it well.",
@@ -62,15 +59,13 @@ class LoadCLAP(HeartMuLaNode):
 
 
 class ClapScore(HeartMuLaNode):
+    """How well each song matches a text (cosine similarity of CLAP audio and text embeddings, averaged
+    over the song's windows; higher is better)."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaClapScore",
-            display_name="CLAP Score",
-            category=CATEGORY,
-            description="How well each song matches a text (cosine similarity of CLAP audio and text embeddings, "
-                        "averaged over the song's windows; higher is better).",
-            inputs=[
+        return cls.declare(
+            "HeartMuLaClapScore", "CLAP Score", inputs=[
                 ClapSocket.Input("clap", tooltip="From Load CLAP."),
                 io.Audio.Input("audio", tooltip="Any AUDIO; resampled to the model's rate and mixed to mono."),
                 *_text_or_prompt("text", "The description to compare with", "tags", "description"),
@@ -102,15 +97,14 @@ def _first(values, default=None):
 
 
 class LyricAccuracy(HeartMuLaNode):
+    """Word and character error rates of each transcription against the lyrics the song was meant to
+    sing (section tags, punctuation and case ignored; lower is better). Use the character rate for
+    Chinese, Japanese and Korean."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaLyricAccuracy",
-            display_name="Lyric Accuracy",
-            category=CATEGORY,
-            description="Word and character error rates of each transcription against the lyrics the song was "
-                        "meant to sing (section tags, punctuation and case ignored; lower is better). Use the "
-                        "character rate for Chinese, Japanese and Korean.",
+        return cls.declare(
+            "HeartMuLaLyricAccuracy", "Lyric Accuracy",
             is_input_list=True,
             inputs=[
                 io.String.Input("transcription", force_input=True,
@@ -156,14 +150,13 @@ def _takes(audios: list, codes_list: list | None) -> tuple[list[Take], list[Hear
 
 
 class PickBestTake(HeartMuLaNode):
+    """Keeps the take with the highest weighted score: weight_a * score_a + weight_b * score_b. Give
+    error rates (WER, CER) a negative weight, since lower is better."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaPickBestTake",
-            display_name="Pick Best Take",
-            category=CATEGORY,
-            description="Keeps the take with the highest weighted score: weight_a * score_a + weight_b * score_b. "
-                        "Give error rates (WER, CER) a negative weight, since lower is better.",
+        return cls.declare(
+            "HeartMuLaPickBestTake", "Pick Best Take",
             is_input_list=True,
             inputs=[
                 io.Audio.Input("audio", tooltip="The takes (a batch, or a list of AUDIO)."),

@@ -9,7 +9,7 @@ from ..heartmula_core.checkpoints.sources import DEFAULT
 from ..heartmula_core.listening.transcribe import (DEFAULT_TEMPERATURES, estimate_transcribe_bytes, load_transcriber,
                                                    transcribe)
 from . import memory
-from .base import CATEGORY, HeartMuLaNode
+from .base import HeartMuLaNode
 from .loaders import listening, load_model, loader_inputs
 from .types import TranscriptorSocket
 
@@ -19,15 +19,12 @@ CHUNKS_PER_BATCH = 4
 
 
 class LoadHeartTranscriptor(HeartMuLaNode):
+    """Loads HeartTranscriptor, a Whisper model tuned to transcribe sung lyrics (any Whisper folder in
+    Hugging Face format works too)."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaTranscriptorLoader",
-            display_name="Load HeartTranscriptor",
-            category=CATEGORY,
-            description="Loads HeartTranscriptor, a Whisper model tuned to transcribe sung lyrics (any Whisper "
-                        "folder in Hugging Face format works too).",
-            inputs=loader_inputs(
+        return cls.declare("HeartMuLaTranscriptorLoader", "Load HeartTranscriptor", inputs=loader_inputs(
                 "whisper", "model", "A Whisper folder under models/HeartMuLa, e.g. HeartTranscriptor-oss.",
                 "auto", "auto = fp16 on a GPU that runs it well, fp32 on the CPU.",
                 "Fetch HeartTranscriptor-oss (about 3 GB, from the download source below) when it is not there yet."),
@@ -42,15 +39,13 @@ class LoadHeartTranscriptor(HeartMuLaNode):
 
 
 class TranscribeLyrics(HeartMuLaNode):
+    """Writes down the lyrics sung in each song of an AUDIO batch (one text per song). Songs longer
+    than 30 s are transcribed in chunks cut at quiet moments."""
+
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="HeartMuLaTranscribeLyrics",
-            display_name="Transcribe Lyrics",
-            category=CATEGORY,
-            description="Writes down the lyrics sung in each song of an AUDIO batch (one text per song). "
-                        "Songs longer than 30 s are transcribed in chunks cut at quiet moments.",
-            inputs=[
+        return cls.declare(
+            "HeartMuLaTranscribeLyrics", "Transcribe Lyrics", inputs=[
                 TranscriptorSocket.Input("transcriptor", tooltip="From Load HeartTranscriptor."),
                 io.Audio.Input("audio", tooltip="Any AUDIO: mixed to mono and resampled to 16 kHz."),
                 io.Combo.Input("language", options=LANGUAGES, default="auto",
