@@ -70,13 +70,9 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_
     the LM. Memory is the workers' check, on their own devices."""
     import torch
 
-    from ..song import LMFolder, plan_song, prompt_for, read_start
+    from ..song import LMForChecks, plan_song, prompt_for, read_start
 
-    class Unloaded(LMFolder):
-        def check_memory(self, needed: int, what: str, fix: str) -> None:
-            pass
-
-    lm = Unloaded(model_dir, torch.device("cpu"), torch.float32, loras=loras)
+    lm = LMForChecks(model_dir, torch.device("cpu"), torch.float32, loras=loras)
     problems = []
     for job in jobs:
         try:

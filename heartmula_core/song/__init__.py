@@ -6,11 +6,11 @@
 and the batch runner, the loader nodes' values inside ComfyUI.
 """
 
-from .models import CodecFolder, CodecModel, LMFolder, LMModel
+from .models import CodecFolder, CodecModel, LMFolder, LMForChecks, LMModel
 from .plan import DecodePlan, SongPlan, plan_decode, plan_song, prompt_for, read_start, song_start
 from .run import Audio, Song, decode_song, make_song, sample_song
 
 __all__ = [
-    "Audio", "CodecFolder", "CodecModel", "DecodePlan", "LMFolder", "LMModel", "Song", "SongPlan", "decode_song",
-    "make_song", "plan_decode", "plan_song", "prompt_for", "read_start", "sample_song", "song_start",
+    "Audio", "CodecFolder", "CodecModel", "DecodePlan", "LMFolder", "LMForChecks", "LMModel", "Song", "SongPlan",
+    "decode_song", "make_song", "plan_decode", "plan_song", "prompt_for", "read_start", "sample_song", "song_start",
 ]

@@ -108,6 +108,15 @@ class LMFolder(_Folder):
         return model
 
 
+class LMForChecks(LMFolder):
+    """An LM folder read only to check song plans before any weights load anywhere (the batch driver,
+    for every pending job): its config, tokenizer and LoRAs, and no memory check, which belongs to
+    whoever loads the weights on its own device (a batch worker)."""
+
+    def check_memory(self, needed: int, what: str, fix: str) -> None:
+        pass
+
+
 class CodecFolder(_Folder):
     """A HeartCodec folder (or a root holding one) on ``device``: config.json read now, the weights
     (the transformer in ``dtype``, held as ``storage`` says) on the first ``ready``."""
