@@ -65,7 +65,7 @@ def declared_node_ids() -> set[str]:
     """Every node_id the pack's source declares, read from the files so a failed import cannot hide one."""
     ids = set()
     for path in (REPO_ROOT / "nodes").glob("*.py"):
-        ids.update(re.findall(r"node_id\s*=\s*[\"']([^\"']+)[\"']", path.read_text()))
+        ids.update(re.findall(r"(?:node_id\s*=\s*|declare\(\s*|lm_schema\(\s*)[\"']([^\"']+)[\"']", path.read_text()))
     return ids
 
 
