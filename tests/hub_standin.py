@@ -99,31 +99,36 @@ class StandInHub:
         return 200, headers, body
 
     def _handler(self):
-        hub = self
+        return quiet_handler(lambda request: self.answer(request.command, request.path))
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def _reply(self, send_body: bool) -> None:
-                status, headers, body = hub.answer(self.command, self.path)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
+def quiet_handler(reply):
+    """An HTTP/1.1 request handler for a stand-in server: ``reply(request)`` gives (status, headers,
+    body) for GET and HEAD (HEAD sends no body); nothing is logged."""
 
-            def do_GET(self):
-                self._reply(True)
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-            def do_HEAD(self):
-                self._reply(False)
+        def _reply(self, send_body: bool) -> None:
+            status, headers, body = reply(self)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if send_body:
+                self.wfile.write(body)
 
-            def log_message(self, *args):  # quiet
-                pass
+        def do_GET(self):
+            self._reply(True)
 
-        return Handler
+        def do_HEAD(self):
+            self._reply(False)
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    return Handler
 
 
 def hub_env(url: str | None, hf_home: Path, offline: bool = False) -> dict[str, str]:

@@ -23,13 +23,13 @@ import os
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from hub_standin import CKPT, tiny_repos
+from hub_standin import CKPT, quiet_handler, tiny_repos
 
 API = "api/v1/models/"
 NOT_FOUND = {"Code": 10010205001, "Message": "Model not exists", "Success": False}
@@ -111,31 +111,7 @@ class StandInModelScope:
         return _json({"Code": 10010205002, "Message": "File not exists", "Success": False}, 404)
 
     def _handler(self):
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _reply(self, send_body: bool) -> None:
-                status, headers, body = standin.answer(self.command, self.path, self.headers.get("Range"))
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-
-            def do_GET(self):
-                self._reply(True)
-
-            def do_HEAD(self):
-                self._reply(False)
-
-            def log_message(self, *args):  # quiet
-                pass
-
-        return Handler
+        return quiet_handler(lambda request: self.answer(request.command, request.path, request.headers.get("Range")))
 
 
 def modelscope_env(url: str | None, home: Path) -> dict[str, str]:
