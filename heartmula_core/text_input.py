@@ -26,9 +26,9 @@ TEXT_SUFFIXES = (".txt", ".lrc", ".md", ".text")
 PATH_MAX = 4096
 
 
-def _too_big(what: str, size: str) -> PromptError:
-    return PromptError(f"The {what} are {size}: a prompt holds at most 8192 tokens (a few tens of KB of text), "
-                       f"so anything over {MAX_TEXT_BYTES >> 20} MB cannot fit. Give the {what} of one song.")
+def _too_big(what: str, size: str, where: str = "") -> PromptError:
+    return PromptError(f"The {what}{where} are {size}: a prompt holds at most 8192 tokens (a few tens of KB of "
+                       f"text), so anything over {MAX_TEXT_BYTES >> 20} MB cannot fit. Give the {what} of one song.")
 
 
 def check_text(value, what: str) -> str:
@@ -90,7 +90,7 @@ def read_text_file(path: Path, what: str) -> str:
                           f"of a text file, or the {what} themselves (run from another folder if they happen to "
                           "be the name of something there).")
     if st.st_size > MAX_TEXT_BYTES:
-        raise _too_big(f"{what} in {path}", f"{st.st_size / 1e6:.1f} MB")
+        raise _too_big(what, f"{st.st_size / 1e6:.1f} MB", f" in {path}")
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_TEXT_BYTES + 1)
