@@ -6,11 +6,12 @@ without them, and the time spent inside them (tables for benchmarks/RESULTS.md).
 
 Writes a random float32 LM checkpoint (24 layers of 1024 by default: 1.6 GB, the size
 tests/test_lm_load_memory.py uses) and its fp8 version (``quantize``), then loads each several
-times, alternating "checks on" with "checks off" (the check functions replaced by no-ops and the
-checked fp8 read by a plain one: the code before the checks existed), and reports the median of
-each. "in checks" is the time measured inside the check functions during the "on" loads (the fp8
-first table compares the check of the fp8 codes with reading them from the page cache, the one
-step of loading it is most comparable with).
+times, alternating "checks on" with "checks off" (the check functions replaced by no-ops and each
+tensor read whole, without a slab-by-slab ``inspect``: the code before the checks existed), and
+reports the median of each. "in checks" is the time measured inside the check functions and the
+slab measurements (``finite.Largest``) during the "on" loads. The first table compares, for the fp8
+codes alone, reading them from the page cache with checking them after the read (the checks' first
+version) and while reading them (loading today).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from heartmula_core.cli.quantize import quantize
 from heartmula_core.lm.config import HeartMuLaConfig
 from heartmula_core.lm.load import build_lm, load_lm
 from heartmula_core.quant import formats, source
-from heartmula_core.quant.finite import largest_code
+from heartmula_core.quant.finite import Largest, largest_code
 from heartmula_core.quant.storage import WeightStorage
 from heartmula_core.safetensors_header import read_entries
 from heartmula_core.weights import TensorSource
@@ -68,7 +69,7 @@ def write_float32_lm(root: Path, layers: int, width: int) -> Path:
 def checks(on: bool, spent: list[float]):
     """The check functions as they are (timed into ``spent``), or replaced by no-ops: the code
     before the checks existed."""
-    originals = {name: getattr(source, name) for name in CHECKS}
+    originals = {name: getattr(source, name) for name in CHECKS + ("Largest",)}
 
     def timed(fn):
         def run(*args, **kw):
@@ -79,8 +80,11 @@ def checks(on: bool, spent: list[float]):
                 spent.append(time.perf_counter() - start)
         return run
 
+    class TimedLargest(Largest):
+        __call__ = timed(Largest.__call__)
+
     for name, fn in originals.items():
-        setattr(source, name, timed(fn) if on else (lambda *a, **k: None))
+        setattr(source, name, (TimedLargest if name == "Largest" else timed(fn)) if on else (lambda *a, **k: None))
     try:
         yield
     finally:
@@ -108,12 +112,13 @@ def time_loads(folder: Path, storage: WeightStorage, dtype: torch.dtype, repeats
 
 
 def time_reads(folder: Path, repeats: int) -> list[dict]:
-    """The fp8 tensors of ``folder`` read from the page cache alone, and read then checked: the
-    check next to the one step of loading it is most comparable with."""
+    """The fp8 tensors of ``folder`` read from the page cache alone, read then checked, and checked
+    while read: the check next to the one step of loading it is most comparable with."""
     entries = {k: e for f in sorted(folder.glob("*.safetensors")) for k, e in read_entries(f).items()
                if formats.is_fp8(e.dtype)}
     source = TensorSource(entries, str(folder))
-    ways = {"read": lambda k: source.load(k), "read + largest_code": lambda k: largest_code(source.load(k))}
+    ways = {"read": lambda k: source.load(k), "read, then check": lambda k: largest_code(source.load(k)),
+            "check while reading": lambda k: source.load(k, inspect=Largest())}
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeats):
         for name, way in ways.items():

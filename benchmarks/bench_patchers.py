@@ -106,7 +106,7 @@ def random_model(kind: str, size: str, dtype):
         def dtype(self, key):
             return torch.float32
 
-        def load(self, key, dtype=None):
+        def load(self, key, dtype=None, inspect=None):  # made, not read: the checks measure it whole
             fan_in = max(1, int(torch.tensor(shapes[key][1:]).prod())) if len(shapes[key]) > 1 else 1
             value = torch.randn(shapes[key], generator=self.generator) / fan_in ** 0.5
             return value.to(dtype) if dtype is not None else value

@@ -8,6 +8,8 @@ names are understood.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ..errors import CheckpointError
@@ -73,10 +75,17 @@ class WeightNormFoldingSource(TensorSource):
         g, v = (self.base.dtype(k) for k in self.folded[key])
         return v if g.is_floating_point else g
 
-    def load(self, key: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return self._load_folded(key, dtype) if key in self.folded else self.base.load(key, dtype)
+    def load(self, key: str, dtype: torch.dtype | None = None,
+             inspect: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+        if key not in self.folded:
+            return self.base.load(key, dtype, inspect)
+        weight = self._load_folded(key)
+        if inspect is not None:
+            inspect(weight)  # what the weight becomes, before any narrowing cast
+        return weight.to(dtype) if dtype is not None else weight
 
-    def _load_folded(self, key: str, dtype: torch.dtype | None) -> torch.Tensor:
+    def _load_folded(self, key: str) -> torch.Tensor:
+        """The weight ``g * v / |v|`` in float32."""
         g_key, v_key = self.folded[key]
         g = self.base.load(g_key, torch.float32)
         v = self.base.load(v_key, torch.float32)
@@ -85,5 +94,4 @@ class WeightNormFoldingSource(TensorSource):
                 f"{self.base.description}: {g_key} has shape {list(g.shape)}, which is not a per-output "
                 f"magnitude for {v_key} {list(v.shape)}. Re-download the HeartCodec folder."
             )
-        weight = torch._weight_norm(v, g, 0)
-        return weight.to(dtype) if dtype is not None else weight
+        return torch._weight_norm(v, g, 0)

@@ -13,6 +13,10 @@ model. So what is checked is what a weight becomes:
   non-finite exactly when it reaches ``NON_FINITE``.
 - for fp8, that largest code's value times the tensor's scale must fit the dtype the weight is used in.
 
+Loading does them while it reads (``Largest``, the ``inspect`` of ``TensorSource.load``), a slab in
+the CPU cache at a time: done on the whole tensor afterwards they cost half the read again, as a
+second trip through memory.
+
 The reductions run in numpy, on one thread: torch spreads them over its thread pool, and on a
 busy machine each parallel step waited for a busy core (loading took 6x as long); numpy's integer
 max is vectorised and as fast as torch's on one thread.
@@ -70,10 +74,30 @@ def check_fits(largest: float, what: str, used_as: torch.dtype, how: str) -> Non
                               "wider dtype.")
 
 
-def check_fp8(q: torch.Tensor, scale: torch.Tensor | None, what: str, used_as: torch.dtype) -> None:
+class Largest:
+    """Gathers ``largest_bits`` over the slabs ``TensorSource.load`` shows it (its ``inspect``), so
+    the check needs no second pass over the tensor; ``of(t)`` measures ``t`` itself when no slab was
+    shown (a source that computes its tensors rather than reading them)."""
+
+    def __init__(self):
+        self.dtype: torch.dtype | None = None  # the dtype of what was seen: the file's
+        self.bits = 0
+
+    def __call__(self, slab: torch.Tensor) -> None:
+        if slab.dtype in NON_FINITE:
+            self.dtype, self.bits = slab.dtype, max(self.bits, largest_bits(slab))
+
+    def of(self, t: torch.Tensor) -> "Largest":
+        if self.dtype is None:
+            self(t)
+        return self
+
+
+def check_fp8(q: torch.Tensor, scale: torch.Tensor | None, what: str, used_as: torch.dtype,
+              seen: Largest | None = None) -> None:
     """``q * scale`` holds only finite numbers that ``used_as`` (the dtype the weight is cast to) can
-    hold; else one CheckpointError naming ``what``."""
-    code = largest_code(q)
+    hold; else one CheckpointError naming ``what``. ``seen``: ``q`` measured as it was read."""
+    code = (seen or Largest()).of(q).bits
     if code >= NON_FINITE[q.dtype]:
         raise CheckpointError(f"{what} holds fp8 codes that stand for NaN or infinity, which no weight is. "
                               "The file is corrupt: re-download or re-create it.")
@@ -81,14 +105,26 @@ def check_fp8(q: torch.Tensor, scale: torch.Tensor | None, what: str, used_as: t
     check_fits(code_value(code, q.dtype) * s, what, used_as, f"{code_value(code, q.dtype):g} x scale {s:g}")
 
 
-def check_float(t: torch.Tensor, what: str, stored: torch.dtype | None = None) -> None:
-    """A float tensor holds no NaN or infinity; ``stored``: the file's dtype, when ``t`` was
-    converted from it (a narrower dtype may overflow)."""
+def _as_value(bits: int, dtype: torch.dtype) -> torch.Tensor:
+    """The number whose bit pattern in ``dtype`` is ``bits`` (a one-element tensor)."""
+    width = torch.empty((), dtype=dtype).element_size()
+    return torch.tensor([bits], dtype=torch.int64).to(_SIGNED[width]).view(dtype)
+
+
+def check_float(t: torch.Tensor, what: str, seen: Largest | None = None) -> None:
+    """A float tensor holds no NaN or infinity; ``seen``: what it was converted from, measured as the
+    file was read (converting to a narrower dtype may overflow)."""
     if t.dtype not in NON_FINITE or formats.is_fp8(t.dtype):
         return
-    if largest_bits(t) >= NON_FINITE[t.dtype]:
-        narrowed = stored is not None and stored != t.dtype
-        raise CheckpointError(
-            f"{what} holds NaN or infinite values" + (f" once converted from {_name(stored)} to {_name(t.dtype)}"
-                                                      if narrowed else "")
-            + ": the file is corrupt. Re-download it" + (", or load it in a wider dtype." if narrowed else "."))
+    seen = (seen or Largest()).of(t)
+    if seen.dtype is None:
+        return
+    stored = seen.dtype
+    if seen.bits >= NON_FINITE[stored]:
+        raise CheckpointError(f"{what} holds NaN or infinite values: the file is corrupt. Re-download it.")
+    largest = _as_value(seen.bits, stored)
+    if stored != t.dtype and not bool(torch.isfinite(largest.to(t.dtype))):
+        raise CheckpointError(f"{what} holds NaN or infinite values once converted from {_name(stored)} to "
+                              f"{_name(t.dtype)}: its largest value ({float(largest):g}) is beyond what "
+                              f"{_name(t.dtype)} holds. Re-download the file if it should not hold such values, "
+                              "or load it in a wider dtype.")
