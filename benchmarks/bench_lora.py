@@ -1,17 +1,20 @@
-"""Merging a LoRA into a loaded LM (the command line's and ``batch``'s way): time, the memory it needs
-beyond the model and the LoRA, and what fp8 weights cost in accuracy with a LoRA merged.
+"""Adding a LoRA to the LM the command line's and ``batch``'s way (while the weights load, each
+rounded once after the sum: ``load_lm(updates=)``), and into an LM already loaded (``merge_adapters``,
+what ComfyUI's patcher does to weights already in their dtype): time, the memory it needs beyond
+the model and the LoRA, and what fp8 weights cost in accuracy with a LoRA either way.
 
     python -m benchmarks.bench_lora [--rank 16] [--threads 1] [--sizes medium,3B-blocks]
 
 The LoRA: rank ``--rank`` on every block projection (q, k, v, o, gate, up, down of the backbone and
 the decoder), random factors. ``3B-blocks``: 2 backbone and 1 decoder layers at the 3B's widths
-(the whole 3B does not fit this machine's RAM beside other work); its "3B, extrapolated" row
-scales the time by the 3B's 28 + 3 layers (the merge is layer by layer, so time is linear in the
-layers and the extra memory is that of the largest layer, whatever the depth). Extra memory: the
-peak of live tensors during the merge minus nothing (the model and the LoRA exist before it),
-replayed from the profiler (cpu_memory.peak_live_bytes). fp8 accuracy (medium): first-frame
-logits of the fp8 LM with the LoRA merged against the float32 LM with the LoRA merged, beside fp8
-alone against float32 (bench_fp8's measure).
+(the whole 3B does not fit this machine's RAM beside other work); its "3B, extrapolated" rows
+scale the time by the 3B's 28 + 3 layers (the work is layer by layer, so time is linear in the
+layers and the extra memory is that of the largest layer, whatever the depth). Time added to the
+load: median of 3 loads with the LoRA minus median of 3 without (page cache warm). Extra memory:
+the peak of live tensors replayed from the profiler (cpu_memory.peak_live_bytes): while loading
+with the LoRA minus while loading without; during a merge into a loaded model (which exists
+before it). fp8 accuracy (medium): first-frame logits of the fp8 LM with the LoRA against the
+float32 LM with the LoRA, beside fp8 alone against float32 (bench_fp8's measure).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +33,7 @@ import torch
 from heartmula_core.lm.config import HeartMuLaConfig, LlamaConfig
 from heartmula_core.lm.load import load_lm
 from heartmula_core.lora.fit import Adapter, LowRank
-from heartmula_core.lora.merge import merge_adapters, merge_bytes
+from heartmula_core.lora.merge import Updates, merge_adapters, merge_bytes
 from heartmula_core.quant import formats
 from heartmula_core.quant.storage import WeightStorage
 
@@ -73,38 +77,57 @@ def random_adapter(model: torch.nn.Module, rank: int, seed: int = 0) -> Adapter:
     return Adapter(Path("random"), low_rank, {})
 
 
+def median_load_s(load, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        load()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def merge_row(size: str, folder: Path, label: str, dtype, fp8, rank: int, factor: float) -> dict:
-    lm = load_lm(folder, dtype=dtype, storage=WeightStorage(fp8))
+    storage = WeightStorage(fp8)
+    lm = load_lm(folder, dtype=dtype, storage=storage)  # also warms the page cache
     adapter = random_adapter(lm.model, rank)
     model_bytes = sum(t.numel() * t.element_size() for t in lm.model.state_dict().values())
+    shapes = {k: tuple(v.shape) for k, v in lm.model.state_dict().items()}
     start = time.perf_counter()
     merge_adapters(lm.model, [(adapter, 1.0)])
-    seconds = time.perf_counter() - start
-    lm = load_lm(folder, dtype=dtype, storage=WeightStorage(fp8))
-    extra = peak_live_bytes(lambda: merge_adapters(lm.model, [(adapter, 1.0)]))
-    shapes = {k: tuple(v.shape) for k, v in lm.model.state_dict().items()}
+    merge_s = time.perf_counter() - start
+    lm = load_lm(folder, dtype=dtype, storage=storage)
+    merge_peak = peak_live_bytes(lambda: merge_adapters(lm.model, [(adapter, 1.0)]))
+    del lm
+    plain = lambda: load_lm(folder, dtype=dtype, storage=storage)  # noqa: E731
+    with_lora = lambda: load_lm(folder, dtype=dtype, storage=storage, updates=Updates([(adapter, 1.0)]))  # noqa: E731
+    added_s = median_load_s(with_lora) - median_load_s(plain)
+    load_peak = peak_live_bytes(with_lora) - peak_live_bytes(plain)
+    three_b = lambda seconds: f"{seconds * factor:.1f}" if factor != 1.0 else ""  # noqa: E731
     return {"LM": size, "weights": label, "model GB": f"{model_bytes / 1e9:.3f}",
-            "LoRA MB": f"{adapter.nbytes() / 1e6:.1f}", "merge s": f"{seconds:.3f}",
-            "3B extrapolated s": f"{seconds * factor:.1f}" if factor != 1.0 else "",
-            "extra peak MB (measured)": f"{extra / 1e6:.1f}",
+            "LoRA MB": f"{adapter.nbytes() / 1e6:.1f}",
+            "added to the load s": f"{added_s:.3f}", "3B extrapolated s": three_b(added_s),
+            "extra peak MB": f"{load_peak / 1e6:.1f}",
+            "merge into a loaded LM s": f"{merge_s:.3f}", "3B extrapolated s ": three_b(merge_s),
+            "its extra peak MB": f"{merge_peak / 1e6:.1f}",
             "estimate MB (merge_bytes)": f"{merge_bytes([(adapter, 1.0)], shapes) / 1e6:.1f}"}
 
 
 def fp8_accuracy(folder: Path, rank: int) -> list[dict]:
-    rows, logits = [], {}
-    for label, fp8 in (("float32", None), ("fp8 e4m3fn", formats.E4M3)):
-        for strength in (0.0, 1.0):
-            lm = load_lm(folder, storage=WeightStorage(fp8))
-            merge_adapters(lm.model, [(random_adapter(lm.model, rank), strength)])
-            logits[label, strength] = first_logits(lm, random_prompt(lm.config), torch.float32)
+    ways = {"float32": (None, False), "float32 + LoRA": (None, True),
+            "fp8 e4m3fn": (formats.E4M3, False), "fp8 e4m3fn + LoRA added while loading": (formats.E4M3, True),
+            "fp8 e4m3fn + LoRA merged into loaded fp8 weights": (formats.E4M3, "after")}
+    logits = {}
+    for label, (fp8, lora) in ways.items():
+        adapter = random_adapter(load_lm(folder).model, rank)
+        updates = Updates([(adapter, 1.0)]) if lora is True else None
+        lm = load_lm(folder, storage=WeightStorage(fp8), updates=updates)
+        if lora == "after":
+            merge_adapters(lm.model, [(adapter, 1.0)])
+        logits[label] = first_logits(lm, random_prompt(lm.config), torch.float32)
     rel = lambda a, b: float((logits[a] - logits[b]).norm() / logits[b].norm())  # noqa: E731
-    rows.append({"medium LM": "fp8 e4m3fn vs float32, no LoRA", "first-frame logits rel. error":
-                 f"{rel(('fp8 e4m3fn', 0.0), ('float32', 0.0)):.3f}"})
-    rows.append({"medium LM": "fp8 e4m3fn + LoRA vs float32 + LoRA", "first-frame logits rel. error":
-                 f"{rel(('fp8 e4m3fn', 1.0), ('float32', 1.0)):.3f}"})
-    rows.append({"medium LM": "float32 + LoRA vs float32 (what the LoRA changes)", "first-frame logits rel. error":
-                 f"{rel(('float32', 1.0), ('float32', 0.0)):.3f}"})
-    return rows
+    pairs = [("fp8 e4m3fn", "float32"), ("fp8 e4m3fn + LoRA added while loading", "float32 + LoRA"),
+             ("fp8 e4m3fn + LoRA merged into loaded fp8 weights", "float32 + LoRA"), ("float32 + LoRA", "float32")]
+    return [{"medium LM": f"{a} vs {b}", "first-frame logits rel. error": f"{rel(a, b):.3f}"} for a, b in pairs]
 
 
 def main(argv=None) -> None:
@@ -122,9 +145,9 @@ def main(argv=None) -> None:
             for label, dtype, fp8 in (("fp32", torch.float32, None), ("bf16", torch.bfloat16, None),
                                       ("fp8 e4m3fn", torch.float32, formats.E4M3)):
                 rows.append(merge_row(size, folder, label, dtype, fp8, args.rank, factor))
-        print_table(rows, f"LoRA merge, rank {args.rank} on every block projection, CPU, {args.threads} thread(s)")
+        print_table(rows, f"A LoRA of rank {args.rank} on every block projection, CPU, {args.threads} thread(s)")
         if "medium" in args.sizes:
-            print_table(fp8_accuracy(scratch / "medium", args.rank), "fp8 weights with a LoRA merged")
+            print_table(fp8_accuracy(scratch / "medium", args.rank), "fp8 weights with a LoRA")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

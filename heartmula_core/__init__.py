@@ -10,7 +10,7 @@ lazily, so ``import heartmula_core`` stays cheap (docs/ARCHITECTURE.md lists it)
     result = heartmula_core.sample_song(lm, plan)
 
 LoRAs: ``SongSettings(loras=(("my_style/", 0.8),))`` and ``LMFolder(..., loras=settings.loras)`` (checked
-at once, merged when the weights load), or ``load_adapter`` / ``merge_adapters`` on a loaded model.
+at once, added to the weights as they load), or ``load_adapter`` / ``merge_adapters`` on a loaded model.
 """
 
 from __future__ import annotations

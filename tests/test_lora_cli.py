@@ -185,3 +185,15 @@ def test_generate_takes_lora_too(tmp_path):
     assert out.is_file()
     assert torch.equal(load_codes(tmp_path / "codes.safetensors")[0][:, :, :5],
                        greedy(tmp_path, TINY_LM, f"{lora}:0.7")[:, :, :5])
+
+
+@pytest.mark.parametrize("weight_dtype", ["default", "fp8_e4m3fn"])
+def test_a_lora_whose_sum_overflows_float32_is_one_error_and_no_song(tmp_path, capsys, weight_dtype):
+    """Every value finite (so the file passes its checks), but alpha 3e38 makes the update infinite:
+    refused while the LM loads, naming the LoRA and the layer, instead of a song of NaN logits."""
+    lora = hand_lora(tmp_path / "huge.safetensors", alpha=3e38)
+    assert main(sample_args(tmp_path, str(lora)) + ["--weight-dtype", weight_dtype]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Adding the LoRAs ("), lines
+    assert f"{lora} at 1)" in lines[0] and "gives values beyond float32" in lines[0]
+    assert not (tmp_path / "out.safetensors").exists()

@@ -1,5 +1,6 @@
 """heartmula_core/lora on its own: names, adapter_config.json, reading files, the check against the
-LM's architecture, and the merge (float and fp8) with the memory it needs."""
+LM's architecture, and the merge (float and fp8; into a loaded model, or while loading, rounding
+each weight once) with the memory it needs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from heartmula_core.errors import LoraError, SettingsError
 from heartmula_core.lm.load import load_lm
-from heartmula_core.lora import load_adapter, merge_adapters, merge_bytes
+from heartmula_core.lora import Updates, load_adapter, merge_adapters, merge_bytes
 from heartmula_core.lora.files import read_lora
 from heartmula_core.lora.names import hf_name, split_key
 from heartmula_core.quant import formats
@@ -145,6 +146,48 @@ def test_fp8_weights_are_widened_merged_and_stored_with_a_fresh_scale(tmp_path, 
     target = wide.state_dict()[Q]
     assert float((merged - target).abs().max()) <= float(target.abs().max()) / 16  # within e4m3's steps
     assert float(merged.abs().max()) == pytest.approx(float(target.abs().max()), rel=0.07)  # no saturation
+
+
+@pytest.mark.parametrize("held", ["fp8_e4m3fn", "bf16"])
+@pytest.mark.parametrize("file", ["float32 file", "fp8 file"])
+def test_merging_while_loading_rounds_each_weight_once_after_the_sum(tmp_path, config, held, file):
+    """``load_lm(updates=)`` (the command line's and batch's way) holds exactly the float32 sum
+    rounded to the held format; ``merge_adapters`` on a loaded model rounds twice (before and after)."""
+    adapter = load_adapter(hand_lora(tmp_path / "l.safetensors", alpha=6.0, rank=3), config)
+    folder = TINY_LM
+    if file == "fp8 file":
+        from heartmula_core.cli.quantize import quantize
+        folder = tmp_path / "fp8" / "HeartMuLa-oss-3B"
+        quantize(TINY_LM, folder, "fp8_e4m3fn")
+    exact = load_lm(folder).model  # float32 (an fp8 file dequantized)
+    merge_adapters(exact, [(adapter, 0.5), (adapter, 0.25)])
+    storage, dtype = (WeightStorage(formats.E4M3), torch.float32) if held == "fp8_e4m3fn" else (WeightStorage(), torch.bfloat16)
+    once = load_lm(folder, dtype=dtype, storage=storage, updates=Updates([(adapter, 0.5), (adapter, 0.25)])).model
+    twice = load_lm(folder, dtype=dtype, storage=storage).model
+    merge_adapters(twice, [(adapter, 0.5), (adapter, 0.25)])
+    errors = {"once": 0.0, "twice": 0.0}
+    for key in adapter.keys:
+        owner_name, _, name = key.rpartition(".")
+        target = exact.state_dict()[key]
+        for label, model in (("once", once), ("twice", twice)):
+            owner = model.get_submodule(owner_name)
+            weight = getattr(owner, name)
+            if held == "fp8_e4m3fn":
+                q, scale = formats.quantize(target, formats.E4M3, key)
+                if label == "once":
+                    assert torch.equal(weight.view(torch.uint8), q.view(torch.uint8)) and torch.equal(owner.weight_scale, scale)
+                value = formats.dequantize(weight, owner.weight_scale, torch.float32)
+            else:
+                if label == "once":
+                    assert torch.equal(weight, target.to(torch.bfloat16))
+                value = weight.float()
+            errors[label] += float((value - target).norm() ** 2)
+    if file == "fp8 file" and held == "fp8_e4m3fn":  # the loaded fp8 codes were the file's: the same rounding
+        assert errors["once"] == errors["twice"]
+    else:
+        assert errors["once"] < errors["twice"]
+    untouched = "backbone.layers.0.sa_norm.scale"
+    assert torch.equal(once.state_dict()[untouched], twice.state_dict()[untouched])
 
 
 def test_merge_bytes_is_the_largest_layer_widened_twice(config, tmp_path):

@@ -16,7 +16,7 @@ import torch
 from ..checkpoints.folders import find_shared, resolve_folder, weight_files
 from ..errors import CheckpointError
 from ..quant.storage import CORE, HostLayout, WeightPlan, WeightStorage, lm_candidates, plan_for
-from ..quant.source import prepare
+from ..quant.source import WeightUpdates, prepare
 from ..weights import TensorSource, load_into, tensor_shapes
 from .config import GenConfig, HeartMuLaConfig
 from .model import HeartMuLa
@@ -71,13 +71,15 @@ def weight_plan(config: HeartMuLaConfig, fp8: torch.dtype | None,
 
 
 def load_lm(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32,
-            storage: WeightStorage = WeightStorage()) -> LoadedLM:
+            storage: WeightStorage = WeightStorage(), updates: WeightUpdates | None = None) -> LoadedLM:
     """Load an LM folder onto ``device`` with floating weights in ``dtype``.
 
     ``storage`` says how the weights are held: with ``storage.fp8`` the Linear and Embedding
     weights are held in fp8 and cast to ``dtype`` per call, converted tensor by tensor while
     loading, in the layers ``storage`` names (the core's fp8 layers unless a host passes its own).
     An fp8 checkpoint loads either way (dequantized to ``dtype`` without ``storage.fp8``).
+    ``updates`` (LoRAs: ``lora.Updates``) are added to their weights in float32 as they load, before
+    those are rounded to ``dtype`` or fp8.
     """
     files = resolve_lm_folder(path)
     config = HeartMuLaConfig.from_file(files.config)
@@ -86,5 +88,5 @@ def load_lm(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32,
     model = build_lm(config, storage.layers(dtype))
     shapes, plan = weight_plan(config, storage.fp8, storage.layout)
     source = TensorSource.from_files(files.weights, ", ".join(str(f) for f in files.weights))
-    load_into(model, **prepare(source, lambda _key: dtype, shapes, plan), device=device)
+    load_into(model, **prepare(source, lambda _key: dtype, shapes, plan, updates), device=device)
     return LoadedLM(model, tokenizer, gen_config, config, files)

@@ -1,12 +1,13 @@
-"""Merging LoRAs into a loaded LM, the command line's and the batch runner's way (inside ComfyUI the
-patcher does the same sums on its own schedule).
-
-Layer by layer: one weight is widened to float32, every LoRA's update for it is added in the order
-given, and it is stored back in its own dtype (an fp8 weight is quantized again with a fresh scale,
-so a LoRA that enlarges a weight does not saturate it). At no time is there more than one layer's
-float32 copy beside the model. The sums are ComfyUI's (comfy/lora.py): ``w += (strength x alpha /
-rank) x (up @ down)`` in float32 for a LoRA layer, ``w += strength x (saved - base)`` for a module
-the LoRA replaces, so a node and the command line give the same weights.
+"""Adding LoRAs to the LM's weights: while they load (``Updates``, the command line's and the batch
+runner's way: each changed weight is read in float32, the updates added, and only then rounded to
+its dtype or fp8 format, once), or into a model already loaded (``merge_adapters``: each weight is
+widened to float32, updated and stored back in its own dtype, an fp8 weight quantized again with a
+fresh scale, so a LoRA that enlarges a weight does not saturate it). Inside ComfyUI the patcher does
+the same sums on its own schedule, on weights already in their dtype. At no time is there more than
+one layer's float32 copy beside the model. The sums are ComfyUI's (comfy/lora.py):
+``w += (strength x alpha / rank) x (up @ down)`` in float32 for a LoRA layer,
+``w += strength x (saved - base)`` for a module the LoRA replaces, so a node and the command line
+give the same weights.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..errors import LoraError
 from ..quant import formats
+from ..quant.finite import NON_FINITE, largest_bits
 from .fit import Adapter
 
 Strengths = Sequence[tuple[Adapter, float]]
@@ -58,18 +61,38 @@ def add_update(weight: torch.Tensor, adapter: Adapter, key: str, strength: float
         weight += strength * adapter.diff[key].to(weight.device, weight.dtype)
 
 
+class Updates:
+    """What several (adapter, strength) add to the weights they change, for adding while the LM
+    loads (``load_lm(updates=)``; ``quant.source.QuantizingSource`` calls it with each changed
+    weight in float32, before rounding it to the dtype or fp8 format it is held in). Strength 0
+    adds nothing; several adapters on one weight are summed in the order given."""
+
+    def __init__(self, adapters: Strengths):
+        self.active = [(adapter, float(strength)) for adapter, strength in adapters if strength != 0]
+        self.keys = frozenset(key for adapter, _ in self.active for key in adapter.keys)
+
+    def __call__(self, key: str, weight: torch.Tensor) -> None:
+        for adapter, strength in self.active:
+            add_update(weight, adapter, key, strength)
+        if largest_bits(weight) >= NON_FINITE[weight.dtype]:
+            loras = ", ".join(f"{adapter.path} at {strength:g}" for adapter, strength in self.active if key in adapter.keys)
+            raise LoraError(f"Adding the LoRAs ({loras}) to {key} gives values beyond float32 (infinity or NaN): "
+                            "a LoRA holds values far too large for this LM, or a strength is far too high. "
+                            "Check the LoRA files and strengths.")
+
+
 def merge_adapters(model: nn.Module, adapters: Strengths) -> None:
-    """Add each (adapter, strength) into ``model``'s loaded weights, one layer at a time. Strength 0
-    adds nothing; several adapters on one layer are summed in float32 and rounded once."""
-    active = [(adapter, float(strength)) for adapter, strength in adapters if strength != 0]
-    keys = dict.fromkeys(key for adapter, _ in active for key in adapter.keys)
+    """Add each (adapter, strength) into ``model``'s loaded weights, one layer at a time (a weight
+    already rounded to its dtype is rounded again after the sum: merging while loading, with
+    ``Updates``, rounds once). Strength 0 adds nothing; several adapters on one layer are summed in
+    float32 and rounded once."""
+    updates = Updates(adapters)
     with torch.no_grad():
-        for key in keys:
+        for key in sorted(updates.keys):
             owner_name, _, name = key.rpartition(".")
             owner = model.get_submodule(owner_name)
             weight = widened(owner, name)
-            for adapter, strength in active:
-                add_update(weight, adapter, key, strength)
+            updates(key, weight)
             store(owner, name, weight, f"{key} after merging LoRAs")
             del weight
 

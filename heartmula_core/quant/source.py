@@ -8,20 +8,29 @@ a time, so loading a float32 checkpoint as fp8 peaks near the fp8 size.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
 import torch
 
 from ..errors import CheckpointError
 from ..weights import TensorSource
 from . import formats
-from .finite import check_fits, check_float, check_fp8
+from .finite import Largest, check_fits, check_float, check_fp8
 from .storage import WeightPlan, marker_key, scale_key
 from .reading import Arena, convert_entry
 
 FILE_SCALE_SUFFIXES = ("weight_scale", "scale_weight")  # ComfyUI's name, then its 0.3.64-era name
 OLD_MARKERS = ("scaled_fp8",)  # 0.3.64-era whole-model marker tensor
 OLD_INPUT_SCALE = "scale_input"  # 0.3.64-era activation scale (weight-only here: dropped when 1)
+
+class WeightUpdates(Protocol):
+    """Changes added to some weights while they load (LoRAs: lora/merge.py ``Updates``)."""
+
+    keys: frozenset  # the model keys changed
+
+    def __call__(self, key: str, weight: torch.Tensor) -> None:
+        """Add the change of ``key`` to ``weight`` (float32) in place."""
+
 
 class QuantizingSource(TensorSource):
     """A TensorSource in the model's key space with fp8 weights the way ``plan`` wants them.
@@ -31,12 +40,16 @@ class QuantizingSource(TensorSource):
     re-quantized to the other fp8 format). File-side scale and marker keys are consumed; the keys
     the host layers want are synthesized. Every weight is checked to be a finite number in the
     dtype it is used in (``used_as(key)``: the compute dtype; float32 by default), see finite.py.
+    ``updates`` (LoRAs) are added to their weights in float32 before any rounding to the dtype or
+    fp8 format the weight is held in, so a weight is rounded once, after the sum.
     """
 
     def __init__(self, base: TensorSource, plan: WeightPlan,
-                 used_as: Callable[[str], torch.dtype | None] = lambda _key: None):
+                 used_as: Callable[[str], torch.dtype | None] = lambda _key: None,
+                 updates: WeightUpdates | None = None):
         super().__init__(base.entries, base.description)
-        self.base, self.plan, self.used_as = base, plan, used_as
+        self.base, self.plan, self.used_as, self.updates = base, plan, used_as, updates
+        self.updated = updates.keys if updates is not None else frozenset()
         self.file_scale: dict[str, str] = {}  # fp8 weight key -> its scale key in the file
         self.file_marker: dict[str, str] = {}
         consumed = self._read_file_layout()
@@ -97,11 +110,14 @@ class QuantizingSource(TensorSource):
             return formats.dequantize(*self._fp8_pair(key), dtype or torch.float32)
         if key in self.plan.scaled:  # a Linear kept wide whose host layer has a scale anyway
             self._scales[key] = torch.ones((), dtype=torch.float32)
+        if key in self.updated:
+            return self._updated(key).to(dtype or self.dtype(key))
         if formats.is_fp8(self.base.dtype(key)):  # an fp8 file, read by a plan that keeps this key wider
             q, scale = self._file_fp8(key, dtype)
             return formats.dequantize(q, scale, dtype or torch.float32)
-        loaded = self.base.load(key, dtype)
-        check_float(loaded, f"{self.description}: tensor {key}", self.base.dtype(key))
+        seen = Largest()
+        loaded = self.base.load(key, dtype, inspect=seen)
+        check_float(loaded, f"{self.description}: tensor {key}", seen)
         return loaded
 
     def _load_extra(self, key: str) -> torch.Tensor:
@@ -115,20 +131,21 @@ class QuantizingSource(TensorSource):
     def _file_fp8(self, key: str, wide: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A weight as the file stores it in fp8, and its scale (None: unscaled), both checked;
         ``wide``: the dtype it is dequantized to (default: the dtype it is used in)."""
-        q = self.base.load(key)
+        seen = Largest()
+        q = self.base.load(key, inspect=seen)
         if key in self.file_marker:
             formats.read_comfy_quant(self.base.load(self.file_marker[key]), self.file_marker[key], q.dtype)
         scale = self.base.load(self.file_scale[key], torch.float32).reshape(()) if key in self.file_scale else None
         if scale is not None and not (bool(torch.isfinite(scale)) and float(scale) > 0):
             raise CheckpointError(f"{self.file_scale[key]} is {float(scale)}; a weight scale must be a positive "
                                   "finite number. The file is corrupt; re-create it.")
-        check_fp8(q, scale, f"{self.description}: tensor {key}", wide or self.used_as(key) or torch.float32)
+        check_fp8(q, scale, f"{self.description}: tensor {key}", wide or self.used_as(key) or torch.float32, seen)
         return q, scale
 
     def _fp8_pair(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(fp8 weight in the plan's format, float32 scale) for ``key``; unscaled files get scale 1."""
         what = f"{self.description}: tensor {key}"
-        if not formats.is_fp8(self.base.dtype(key)):
+        if key in self.updated or not formats.is_fp8(self.base.dtype(key)):
             q, scale = self._convert(key, what)
             check_fits(float(scale) * formats.fp8_max(q.dtype), what, self.used_as(key) or torch.float32,
                        f"{float(scale) * formats.fp8_max(q.dtype):g}")
@@ -139,21 +156,37 @@ class QuantizingSource(TensorSource):
         return formats.quantize(formats.dequantize(q, scale, torch.float32), self.plan.fp8, what)
 
     def _convert(self, key: str, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A float weight of the file converted to the plan's fp8 (NaN and infinity refused)."""
+        """A float weight of the file (or one with updates) converted to the plan's fp8 (NaN and
+        infinity refused)."""
+        if key in self.updated:
+            return formats.quantize(self._updated(key), self.plan.fp8, what)
         entry = self.base.entries.get(key)
         if entry is not None and getattr(self.base, "folded", {}).get(key) is None:
             self._arena = self._arena or Arena()
             return convert_entry(entry, self.plan.fp8, what, self._arena)  # from the file, a slab at a time
         return formats.quantize(self.base.load(key), self.plan.fp8, what)
 
+    def _updated(self, key: str) -> torch.Tensor:
+        """``key``'s weight in float32 (an fp8 file's dequantized with its scale), checked, with its
+        ``updates`` added (which check their sum): what is then rounded once to the dtype it is held in."""
+        what = f"{self.description}: tensor {key}"
+        if formats.is_fp8(self.base.dtype(key)):
+            wide = formats.dequantize(*self._file_fp8(key, torch.float32), torch.float32)
+        else:
+            seen = Largest()
+            wide = self.base.load(key, torch.float32, inspect=seen)
+            check_float(wide, what, seen)
+        self.updates(key, wide)
+        return wide
+
 
 def prepare(source: TensorSource, dtype_for: Callable[[str], torch.dtype | None],
-            expected: Mapping[str, tuple[int, ...]], plan: WeightPlan) -> dict:
+            expected: Mapping[str, tuple[int, ...]], plan: WeightPlan, updates: WeightUpdates | None = None) -> dict:
     """``source``, ``dtype_for`` and ``expected`` for ``weights.load_into(model, **prepare(...))``,
     so that the model gets ``plan``'s fp8 weights and the scale/marker keys its host layers want,
     from any float or fp8 checkpoint. With ``plan.fp8`` None it still reads fp8 files (dequantized
-    to ``dtype_for``'s dtype, scales applied)."""
-    wrapped = QuantizingSource(source, plan, dtype_for)
+    to ``dtype_for``'s dtype, scales applied); ``updates`` are added to their weights as they load."""
+    wrapped = QuantizingSource(source, plan, dtype_for, updates)
     full: dict[str, tuple[int, ...]] = {}
     for key, shape in expected.items():
         full[key] = shape

@@ -24,7 +24,7 @@ from ..codec.load import weight_plan as codec_weight_plan
 from ..lm.config import GenConfig, HeartMuLaConfig
 from ..lm.load import load_lm, load_tokenizer, resolve_lm_folder
 from ..lm.load import weight_plan as lm_weight_plan
-from ..lora import load_adapter, merge_adapters, merge_bytes
+from ..lora import Updates, load_adapter, merge_bytes
 from ..quant.storage import WeightStorage, held_bytes
 from ..runtime import check_memory
 
@@ -84,7 +84,7 @@ class LMFolder(_Folder):
     """An LM folder (or a root holding one) on ``device``: config.json, gen_config.json and
     tokenizer.json read and checked now, and so are the ``loras`` ((file or folder, strength), ...),
     against the LM's architecture; the weights, held as ``storage`` says, on the first ``ready``,
-    with the LoRAs merged into them right after."""
+    with the LoRAs added to each weight as it loads (rounded to its dtype once, after the sum)."""
 
     def __init__(self, path: str | Path, device: torch.device, dtype: torch.dtype,
                  storage: WeightStorage = WeightStorage(), loras: tuple = ()):
@@ -102,9 +102,9 @@ class LMFolder(_Folder):
         return held_bytes(shapes, plan, lambda _name: self.dtype) + merge_bytes(self.adapters, shapes)
 
     def _load(self) -> torch.nn.Module:
-        model = load_lm(self.files.folder, device=self.device, dtype=self.dtype, storage=self.storage).model
-        merge_adapters(model, self.adapters)
-        self.adapters = []  # merged: their tensors are not needed any more
+        model = load_lm(self.files.folder, device=self.device, dtype=self.dtype, storage=self.storage,
+                        updates=Updates(self.adapters)).model
+        self.adapters = []  # added: their tensors are not needed any more
         return model
 
 
