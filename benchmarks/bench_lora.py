@@ -10,7 +10,9 @@ the decoder), random factors. ``3B-blocks``: 2 backbone and 1 decoder layers at 
 (the whole 3B does not fit this machine's RAM beside other work); its "3B, extrapolated" rows
 scale the time by the 3B's 28 + 3 layers (the work is layer by layer, so time is linear in the
 layers and the extra memory is that of the largest layer, whatever the depth). Time added to the
-load: median of 3 loads with the LoRA minus median of 3 without (page cache warm). Extra memory:
+load: the time inside the LoRA's sums while loading (median of 5 loads), and the median of 5 loads
+with the LoRA minus the median of 5 without, alternating (page cache warm; noisy on a shared
+machine). Extra memory:
 the peak of live tensors replayed from the profiler (cpu_memory.peak_live_bytes): while loading
 with the LoRA minus while loading without; during a merge into a loaded model (which exists
 before it). fp8 accuracy (medium): first-frame logits of the fp8 LM with the LoRA against the
@@ -77,13 +79,32 @@ def random_adapter(model: torch.nn.Module, rank: int, seed: int = 0) -> Adapter:
     return Adapter(Path("random"), low_rank, {})
 
 
-def median_load_s(load, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
+class TimedUpdates(Updates):
+    """Updates that add up the time spent in them (the sums and their check)."""
+
+    def __init__(self, adapters):
+        super().__init__(adapters)
+        self.seconds = 0.0
+
+    def __call__(self, key, weight):
         start = time.perf_counter()
-        load()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        super().__call__(key, weight)
+        self.seconds += time.perf_counter() - start
+
+
+def load_times(folder: Path, dtype, storage: WeightStorage, adapter: Adapter, repeats: int = 5) -> tuple[float, float]:
+    """(median load with the LoRA minus median without, median time inside the LoRA's sums), the
+    two loads alternating so that both see the same moments of a shared machine."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    inside = []
+    for i in range(2 * repeats):
+        lora = i % 2 == 1
+        updates = TimedUpdates([(adapter, 1.0)]) if lora else None
+        start = time.perf_counter()
+        load_lm(folder, dtype=dtype, storage=storage, updates=updates)
+        times[lora].append(time.perf_counter() - start)
+        inside += [updates.seconds] if lora else []
+    return statistics.median(times[True]) - statistics.median(times[False]), statistics.median(inside)
 
 
 def merge_row(size: str, folder: Path, label: str, dtype, fp8, rank: int, factor: float) -> dict:
@@ -100,12 +121,13 @@ def merge_row(size: str, folder: Path, label: str, dtype, fp8, rank: int, factor
     del lm
     plain = lambda: load_lm(folder, dtype=dtype, storage=storage)  # noqa: E731
     with_lora = lambda: load_lm(folder, dtype=dtype, storage=storage, updates=Updates([(adapter, 1.0)]))  # noqa: E731
-    added_s = median_load_s(with_lora) - median_load_s(plain)
+    added_s, sums_s = load_times(folder, dtype, storage, adapter)
     load_peak = peak_live_bytes(with_lora) - peak_live_bytes(plain)
     three_b = lambda seconds: f"{seconds * factor:.1f}" if factor != 1.0 else ""  # noqa: E731
     return {"LM": size, "weights": label, "model GB": f"{model_bytes / 1e9:.3f}",
             "LoRA MB": f"{adapter.nbytes() / 1e6:.1f}",
-            "added to the load s": f"{added_s:.3f}", "3B extrapolated s": three_b(added_s),
+            "in the sums s": f"{sums_s:.3f}", "3B extrapolated s": three_b(sums_s),
+            "load with - without s": f"{added_s:.3f}",
             "extra peak MB": f"{load_peak / 1e6:.1f}",
             "merge into a loaded LM s": f"{merge_s:.3f}", "3B extrapolated s ": three_b(merge_s),
             "its extra peak MB": f"{merge_peak / 1e6:.1f}",
