@@ -134,10 +134,11 @@ def test_only_a_torn_manifest_line_is_cut_and_a_whole_one_is_kept(tmp_path):
 
 
 @pytest.mark.parametrize("flag,value", [("--threads", 0), ("--threads", -1), ("--workers", 0),
-                                        ("--cpus-per-worker", -3)])
-def test_counts_below_one_are_refused_before_any_model_loads(tmp_path, capsys, no_runner, flag, value):
+                                        ("--cpus-per-worker", -3), ("--threads", 10**12), ("--workers", 5000)])
+def test_counts_outside_1_to_4096_are_refused_before_any_model_loads(tmp_path, capsys, no_runner, flag, value):
+    """(--threads 10**12 once reached torch.set_num_threads: a traceback after the folder was made.)"""
     assert batch(tmp_path, tmp_path / "out", flag, value) == 2
-    one_error(capsys, f"{flag} must be >= 1, got {value}")
+    one_error(capsys, f"{flag} must be between 1 and 4096, got {value}")
     assert not (tmp_path / "out").exists()
 
 

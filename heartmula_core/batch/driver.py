@@ -22,6 +22,9 @@ from .progress import RunProgress
 from .worker import WorkerSpec
 
 
+MAX_COUNT = 4096  # threads, workers or CPUs per worker
+
+
 @dataclass
 class BatchOptions:
     jobs: str
@@ -117,11 +120,12 @@ def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSumma
 
 
 def check_counts(opts: BatchOptions) -> None:
-    """``--threads``, ``--workers``, ``--cpus-per-worker``: whole numbers >= 1 when given."""
+    """``--threads``, ``--workers``, ``--cpus-per-worker``: whole numbers from 1 to MAX_COUNT when given
+    (torch takes a thread count of 32 bits; a count beyond any machine is a typo)."""
     for value, flag in ((opts.threads, "--threads"), (opts.workers, "--workers"),
                         (opts.cpus_per_worker, "--cpus-per-worker")):
         if value is not None:
-            whole(value, flag, 1, None, "")
+            whole(value, flag, 1, MAX_COUNT, "")
 
 
 def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
