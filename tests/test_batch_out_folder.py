@@ -118,6 +118,18 @@ def test_manifest_lines_that_are_not_entries_are_named_and_nothing_is_cut(tmp_pa
     assert (out / "manifest.jsonl").read_bytes() == data
 
 
+@pytest.mark.parametrize("line", ['{"id": "a", "audio": "a.flac"}', '{"id": 7}', '{"id": "a", "settings": 5}'])
+def test_a_last_line_that_is_whole_json_but_no_entry_is_refused_not_cut(tmp_path, capsys, no_runner, line):
+    """Without its newline such a line was taken for a torn append and cut off, and the run went on."""
+    out = tmp_path / "out"
+    out.mkdir()
+    data = ('{"id": "b", "settings": {}}\n' + line).encode()
+    (out / "manifest.jsonl").write_bytes(data)
+    assert batch(tmp_path, out) == 2
+    one_error(capsys, "manifest.jsonl line 2 is not a manifest entry", "fix or delete that line")
+    assert (out / "manifest.jsonl").read_bytes() == data
+
+
 def test_only_a_torn_manifest_line_is_cut_and_a_whole_one_is_kept(tmp_path):
     m = Manifest(tmp_path)
     m.path.write_bytes(b'{"id": "a"}\nhello, not a manifest')

@@ -100,9 +100,12 @@ class Manifest:
         append a crash tore (the start of an entry) is cut off; anything else is the user's to fix."""
         try:
             last = parse_line(tail.decode("utf-8"))
-            complete = entry_problem(last) is None
         except (ValueError, UnicodeDecodeError):
-            last, complete = None, False
+            last = None  # no whole JSON value: an append a crash tore, or not a manifest line
+        complete = last is not None
+        if complete and entry_problem(last):  # whole, so not torn: never cut off, as no whole line is
+            raise ManifestError(f"{self.path} line {number} is not a manifest entry ({entry_problem(last)}); fix "
+                                "or delete that line (its job will run again).")
         start = tail.lstrip()
         if not complete and not (start.startswith(b'{"id"') or b'{"id"'.startswith(start)):
             raise ManifestError(f"{self.path} ends in a line that is not a manifest entry (line {number}); fix or "
