@@ -166,8 +166,30 @@ def test_a_file_of_the_users_with_a_jobs_name_is_never_replaced(tmp_path, capsys
     job = name.split(".")[0]
     one_error(capsys, f"already holds 1 file(s)", f"{name} (job '{job}', line {1 if job == 'a' else 2})",
               "never replaced: move them elsewhere")
-    assert {k: v for k, v in tree(out).items() if not k.startswith(".")} == {
-        k: v for k, v in before.items() if not k.startswith(".")}
+    assert tree(out) == before  # no .batch.lock left behind either
+
+
+class FailingRunner:
+    def start(self):
+        raise driver.HeartMuLaError("the weights are corrupt")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("stop", ["prompt too long", "model fails to load"])
+def test_a_run_stopped_before_any_job_leaves_no_folder_and_no_lock(tmp_path, capsys, monkeypatch, stop):
+    """--out (and the folders above it) made for the lock are removed again; a lock of an earlier run stays."""
+    jobs = [{**JOBS[0], "lyrics": "la " * 4000}] if stop == "prompt too long" else JOBS
+    monkeypatch.setattr(driver, "make_runner", lambda opts: FailingRunner())
+    assert batch(tmp_path, tmp_path / "new" / "out", jobs=jobs) == 2
+    one_error(capsys, "context holds 2048" if stop == "prompt too long" else "the weights are corrupt")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / ".batch.lock").write_bytes(b"")
+    assert batch(tmp_path, kept, jobs=jobs) == 2
+    assert tree(kept) == {".batch.lock": b""}
 
 
 def test_a_full_disk_while_appending_the_manifest_is_one_error_then_a_rerun_finishes(tmp_path, capsys, monkeypatch):

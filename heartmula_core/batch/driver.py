@@ -158,11 +158,13 @@ def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> B
     check_counts(opts)
     check_out_folder(out)
     with OutputLock(out) as lock:
-        pending, manifest = _prepare(opts, jobs, out, summary, lock, say)
+        with lock.undone_if_stopped():  # refused before any job: the folder is left as it was found
+            pending, manifest = _prepare(opts, jobs, out, summary, lock, say)
         if pending:
             runner = runner or make_runner(opts)
             try:
-                summary.workers = runner.start()
+                with lock.undone_if_stopped():
+                    summary.workers = runner.start()
                 _consume(runner, pending, out, manifest, lock, opts, summary, on_recorded)
             finally:
                 runner.close()

@@ -16,6 +16,7 @@ import errno
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import OutputTarget, as_output_error
@@ -200,9 +201,12 @@ class OutputLock:
         self.path = Path(out_dir) / LOCK
         self.fd = None
         self.owned: set[str] = set()
+        self.made: list[Path] = []  # what taking the lock created: the lock file, then folders, deepest first
 
     def __enter__(self) -> "OutputLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.path.parent
+        self.made = [p for p in (self.path, folder, *folder.parents) if not os.path.lexists(p)]
+        folder.mkdir(parents=True, exist_ok=True)
         self.fd = open_own(self.path, os.O_RDWR | os.O_CREAT)
         try:
             import fcntl
@@ -240,6 +244,23 @@ class OutputLock:
             os.fsync(self.fd)
         except OSError as exc:
             raise as_output_error(OutputTarget(self.path, self.path, what="batch lock file"), exc) from exc
+
+    @contextmanager
+    def undone_if_stopped(self):
+        """On any exception (a refusal, a model that fails to load, a signal) before a job ran, remove
+        the lock file and the folders taking the lock created, so a refused run writes nothing."""
+        try:
+            yield
+        except BaseException:
+            for made in self.made:
+                try:
+                    if made == self.path:
+                        os.unlink(made)
+                    else:
+                        os.rmdir(made)
+                except OSError:
+                    break  # a folder something else now uses is kept, and so are those above it
+            raise
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
