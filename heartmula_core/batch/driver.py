@@ -66,16 +66,12 @@ class BatchSummary:
         return f"batch: {self.total} jobs: " + ", ".join(parts) + f"; {self.seconds:.1f} s"
 
 
-def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_size: int | None = None,
-                      loras: tuple = ()) -> None:
-    """Every pending job's song plan, with the tokenizer and config only (no weights): prompt plus
-    length against the context, the songs to continue against the LM, and the run's LoRAs against
-    the LM. Memory is the workers' check, on their own devices."""
-    import torch
+def check_prompts_fit(jobs: list[Job], lm, jobs_path: str, codebook_size: int | None = None) -> None:
+    """Every pending job's song plan, with ``lm``'s tokenizer and config only (no weights): prompt plus
+    length against the context, the songs to continue against the LM, the run's LoRAs against the LM
+    (read by ``lm``) and, when ``lm`` checks memory, what the job needs on this machine."""
+    from ..song import plan_song, prompt_for, read_start
 
-    from ..song import LMForChecks, plan_song, prompt_for, read_start
-
-    lm = LMForChecks(model_dir, torch.device("cpu"), torch.float32, loras=loras)
     problems = []
     for job in jobs:
         try:
@@ -85,6 +81,23 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_
             problems.append((job.line, f"job '{job.id}': {exc}"))
     if problems:
         raise HeartMuLaError(describe_problems(jobs_path, problems))
+
+
+def checking_lm(opts: BatchOptions):
+    """The LM the driver plans every job with. Run here (no --ray), the worker uses this machine's
+    device, so its memory is checked now, as `generate` checks it (a 'batch' of a million songs is a
+    problem line, not a job that fails once the models are loaded); on Ray each worker checks its own."""
+    import torch
+
+    from ..quant.storage import WeightStorage
+    from ..runtime import pick_device, pick_dtype
+    from ..song import LMFolder, LMForChecks
+
+    if opts.ray is not None:
+        return LMForChecks(opts.model_dir, torch.device("cpu"), torch.float32, loras=opts.loras)
+    device = pick_device(opts.device)
+    return LMFolder(opts.model_dir, device, pick_dtype(opts.dtype, device), WeightStorage.named(opts.weight_dtype),
+                    opts.loras)
 
 
 def make_runner(opts: BatchOptions):
@@ -142,8 +155,7 @@ def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
     fetch_models(opts.model_dir, opts.download, say=say, with_codec=opts.codec_dir is None,
                  source=opts.source)
     codec = codec_folder_for(opts.model_dir, opts.codec_dir, " with --codec-dir (the codec folder to use)")
-    check_prompts_fit(pending, opts.model_dir, opts.jobs, CodecConfig.from_folder(codec).codebook_size,
-                      opts.loras)
+    check_prompts_fit(pending, checking_lm(opts), opts.jobs, CodecConfig.from_folder(codec).codebook_size)
 
 
 def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:
