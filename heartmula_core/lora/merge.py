@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..errors import LoraError
 from ..quant import formats
 from .fit import Adapter
 
@@ -58,6 +59,18 @@ def add_update(weight: torch.Tensor, adapter: Adapter, key: str, strength: float
         weight += strength * adapter.diff[key].to(weight.device, weight.dtype)
 
 
+def check_merged(weight: torch.Tensor, dtype: torch.dtype, key: str, adapters: list[Adapter]) -> None:
+    """The merged float32 ``weight`` is finite and fits ``dtype`` (an fp8 layer takes a fresh scale, so
+    float32's range): a LoRA with huge values, alpha or strength would otherwise make NaN songs."""
+    held = torch.float32 if formats.is_fp8(dtype) else dtype
+    largest = max(float(weight.amax()), -float(weight.amin())) if weight.numel() else 0.0
+    if not largest <= torch.finfo(held).max:  # NaN fails too
+        files = ", ".join(str(adapter.path) for adapter in adapters)
+        raise LoraError(f"LoRA {files} makes {key} {largest:g} at its largest, beyond what "
+                        f"{str(held).replace('torch.', '')} holds: its values, alpha or strength are far too large. "
+                        "Lower the strength, or use another LoRA.")
+
+
 def merge_adapters(model: nn.Module, adapters: Strengths) -> None:
     """Add each (adapter, strength) into ``model``'s loaded weights, one layer at a time. Strength 0
     adds nothing; several adapters on one layer are summed in float32 and rounded once."""
@@ -70,6 +83,7 @@ def merge_adapters(model: nn.Module, adapters: Strengths) -> None:
             weight = widened(owner, name)
             for adapter, strength in active:
                 add_update(weight, adapter, key, strength)
+            check_merged(weight, getattr(owner, name).dtype, key, [a for a, _ in active if key in a.keys])
             store(owner, name, weight, f"{key} after merging LoRAs")
             del weight
 
