@@ -143,3 +143,13 @@ def test_a_jobs_file_that_is_not_a_text_file_is_refused_unread(tmp_path, capsys,
             "device": "is a device, not a file", "huge": "is 21.5 GB; a jobs file may hold at most 1 GB",
             "latin-1": "is not UTF-8 text (byte"}[kind] in lines[0]
     assert not out.exists()
+
+
+def test_only_a_newline_ends_a_line_and_json_strings_may_hold_other_line_breaks(tmp_path):
+    """U+2028 and U+0085 (a Windows-1252 ellipsis read as Latin-1) are valid inside a JSON string, and
+    str.splitlines() split the line there: a good file was refused as invalid JSON."""
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(json.dumps({**GOOD, "lyrics": "la\u2028la\u0085la"}, ensure_ascii=False) + "\r\n"
+                    + json.dumps({**GOOD, "id": "b"}) + "\n", encoding="utf-8")
+    a, b = parse_jobs(path)
+    assert a.lyrics == "la\u2028la\u0085la" and (a.line, b.line) == (1, 2)

@@ -130,6 +130,15 @@ def test_a_last_line_that_is_whole_json_but_no_entry_is_refused_not_cut(tmp_path
     assert (out / "manifest.jsonl").read_bytes() == data
 
 
+def test_a_manifest_entry_may_hold_other_line_breaks_in_its_strings(tmp_path):
+    """(A LoRA or codes path with U+2028 or U+0085 in its name split the entry in two on the rerun.)"""
+    m = Manifest(tmp_path)
+    m.append({"id": "a", "settings": {"continue_from": "x\u2028y\u0085z.safetensors"}, "audio": ["a.flac"]})
+    m.append({"id": "b", "settings": {}})
+    assert list(m.load()) == ["a", "b"]
+    assert m.load()["a"]["settings"]["continue_from"] == "x\u2028y\u0085z.safetensors"
+
+
 def test_only_a_torn_manifest_line_is_cut_and_a_whole_one_is_kept(tmp_path):
     m = Manifest(tmp_path)
     m.path.write_bytes(b'{"id": "a"}\nhello, not a manifest')

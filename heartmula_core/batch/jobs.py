@@ -220,7 +220,7 @@ def parse_jobs(path: str | Path, defaults: dict | None = None) -> list[Job]:
     """Read and check the whole jobs file; raise JobsError listing every bad line."""
     path = Path(path)
     defaults = check_defaults(defaults)
-    lines = read_jobs_file(path).splitlines()
+    lines = read_jobs_file(path).split("\n")  # only "\n" ends a line: JSON strings may hold U+2028, U+0085
     jobs, problems = [], []
     for number, text in enumerate(lines, start=1):
         if not text.strip():

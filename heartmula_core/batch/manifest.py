@@ -81,7 +81,7 @@ class Manifest:
 
     def _entries(self, data: bytes) -> dict[str, dict]:
         done = {}
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+        for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), start=1):  # as jobs.py
             if not line.strip():
                 continue
             try:
