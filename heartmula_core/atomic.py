@@ -171,9 +171,12 @@ def atomic_write_all(items: Sequence[tuple[OutputTarget | str | Path, str, Calla
     targets = [output_target(t.given, t.what) if isinstance(t, OutputTarget) else output_target(t)
                for t, _, _ in items]
     kept = [(t, item) for t, item in zip(targets, items) if not t.discard]
-    for folder in dict.fromkeys(t.path.parent for t, _ in kept):
+    folders = list(dict.fromkeys(t.path.parent for t, _ in kept))
+    for folder in folders:
         remove_leftovers(folder)  # of runs killed before they could clean up
+    made = _missing_folders(folders)
     temps: list[str] = []
+    written = False
     try:
         for target, (_, suffix, write) in kept:
             try:
@@ -189,11 +192,23 @@ def atomic_write_all(items: Sequence[tuple[OutputTarget | str | Path, str, Calla
                 os.replace(tmp, target.path)
             except OSError as exc:
                 raise as_output_error(target, exc) from exc
+        written = True
     finally:
         for tmp in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        for folder in made if not written else ():
+            try:
+                os.rmdir(folder)  # made for this write, and empty again: nothing is left
+            except OSError:
+                pass
     return [t.given for t in targets]
+
+
+def _missing_folders(folders: Sequence[Path]) -> list[Path]:
+    """The folders among ``folders`` and above them that do not exist yet, deepest first."""
+    missing = {p for folder in folders for p in (folder, *folder.parents) if not os.path.lexists(p)}
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
 
 
 def atomic_write(path: OutputTarget | str | Path, suffix: str, write: Callable[[str], None],

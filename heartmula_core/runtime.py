@@ -55,11 +55,16 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 
+def in_gb(nbytes: int) -> str:
+    """``nbytes`` for a message, in GB (a count of songs beyond a float's range makes a size beyond it)."""
+    return f"{nbytes / GB:.2f} GB" if nbytes < 1e300 else f"10^{int(int(nbytes).bit_length() * 0.30103) - 9} GB"
+
+
 def check_memory(needed: int, device: torch.device, what: str, fix: str) -> None:
     """Refuse up front what cannot fit, rather than fail (or be killed) after minutes of work."""
     free = available_bytes(device)
     if free is not None and needed > free:
-        raise HeartMuLaError(f"{what} needs about {needed / GB:.2f} GB on {device} but only {free / GB:.2f} GB "
+        raise HeartMuLaError(f"{what} needs about {in_gb(needed)} on {device} but only {free / GB:.2f} GB "
                              f"is available. {fix}")
 
 
@@ -81,5 +86,5 @@ class memory_errors:
     def __exit__(self, typ, exc, tb):
         if exc is not None and is_out_of_memory(exc):
             raise HeartMuLaError(f"{self.what} ran out of memory on {self.device}: it needs about "
-                                 f"{self.needed / GB:.2f} GB besides what is already loaded. {self.fix}") from None
+                                 f"{in_gb(self.needed)} besides what is already loaded. {self.fix}") from None
         return False

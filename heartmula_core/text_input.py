@@ -68,7 +68,7 @@ def path_named(value: str, base: str | Path | None = None) -> Path | None:
     return path if exists or candidate.lower().endswith(TEXT_SUFFIXES) else None
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
@@ -86,7 +86,7 @@ def read_text_file(path: Path, what: str) -> str:
         raise PromptError(f"The {what} name the file {path}, which {missing}. Give an existing text file, or "
                           f"the {what} themselves.") from None
     if not stat.S_ISREG(st.st_mode):
-        raise PromptError(f"The {what} name {path}, which is {_kind(st.st_mode)}, not a text file. Give the path "
+        raise PromptError(f"The {what} name {path}, which is {file_kind(st.st_mode)}, not a text file. Give the path "
                           f"of a text file, or the {what} themselves (run from another folder if they happen to "
                           "be the name of something there).")
     if st.st_size > MAX_TEXT_BYTES:

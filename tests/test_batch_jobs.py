@@ -109,3 +109,47 @@ def test_bad_command_line_default_is_refused(tmp_path, capsys):
     jobs.write_text(json.dumps(GOOD) + "\n")
     rc = main(["batch", str(jobs), "--model-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--temperature", "nan"])
     assert rc == 2 and "'temperature' must be a finite number" in capsys.readouterr().err
+
+
+def test_a_required_field_given_as_null_is_refused_not_defaulted(tmp_path):
+    text = _problems(tmp_path, {**GOOD, "seed": None}, {**GOOD, "id": "b", "seconds": None},
+                     {**GOOD, "id": None}, {**GOOD, "id": "c", "temperature": None})
+    assert "line 1: 'seed' is null; give it a value" in text  # never seed 0 in silence
+    assert "line 2: 'seconds' is null" in text and "line 3: 'id' is null" in text
+    assert "line 4" not in text and "3 problem(s)" in text  # an optional field's null means "not given"
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device", "huge", "latin-1"])
+def test_a_jobs_file_that_is_not_a_text_file_is_refused_unread(tmp_path, capsys, kind):
+    import os
+
+    jobs = tmp_path / "jobs.jsonl"
+    if kind == "folder":
+        jobs.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(jobs)  # reading it would block for ever
+    elif kind == "device":
+        jobs = "/dev/zero"  # never ends
+    elif kind == "huge":
+        with open(jobs, "wb") as f:
+            f.truncate(20 << 30)  # sparse
+    else:
+        jobs.write_bytes(json.dumps({**GOOD, "lyrics": "caf\xe9"}, ensure_ascii=False).encode("latin-1") + b"\n")
+    out = tmp_path / "out"
+    rc = main(["batch", str(jobs), "--model-dir", str(tmp_path), "--out", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"error: Jobs file {jobs} "), lines
+    assert {"folder": "is a folder, not a file", "fifo": "is a FIFO (named pipe), not a file",
+            "device": "is a device, not a file", "huge": "is 21.5 GB; a jobs file may hold at most 1 GB",
+            "latin-1": "is not UTF-8 text (byte"}[kind] in lines[0]
+    assert not out.exists()
+
+
+def test_only_a_newline_ends_a_line_and_json_strings_may_hold_other_line_breaks(tmp_path):
+    """U+2028 and U+0085 (a Windows-1252 ellipsis read as Latin-1) are valid inside a JSON string, and
+    str.splitlines() split the line there: a good file was refused as invalid JSON."""
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(json.dumps({**GOOD, "lyrics": "la\u2028la\u0085la"}, ensure_ascii=False) + "\r\n"
+                    + json.dumps({**GOOD, "id": "b"}) + "\n", encoding="utf-8")
+    a, b = parse_jobs(path)
+    assert a.lyrics == "la\u2028la\u0085la" and (a.line, b.line) == (1, 2)

@@ -118,6 +118,27 @@ def test_manifest_lines_that_are_not_entries_are_named_and_nothing_is_cut(tmp_pa
     assert (out / "manifest.jsonl").read_bytes() == data
 
 
+@pytest.mark.parametrize("line", ['{"id": "a", "audio": "a.flac"}', '{"id": 7}', '{"id": "a", "settings": 5}'])
+def test_a_last_line_that_is_whole_json_but_no_entry_is_refused_not_cut(tmp_path, capsys, no_runner, line):
+    """Without its newline such a line was taken for a torn append and cut off, and the run went on."""
+    out = tmp_path / "out"
+    out.mkdir()
+    data = ('{"id": "b", "settings": {}}\n' + line).encode()
+    (out / "manifest.jsonl").write_bytes(data)
+    assert batch(tmp_path, out) == 2
+    one_error(capsys, "manifest.jsonl line 2 is not a manifest entry", "fix or delete that line")
+    assert (out / "manifest.jsonl").read_bytes() == data
+
+
+def test_a_manifest_entry_may_hold_other_line_breaks_in_its_strings(tmp_path):
+    """(A LoRA or codes path with U+2028 or U+0085 in its name split the entry in two on the rerun.)"""
+    m = Manifest(tmp_path)
+    m.append({"id": "a", "settings": {"continue_from": "x\u2028y\u0085z.safetensors"}, "audio": ["a.flac"]})
+    m.append({"id": "b", "settings": {}})
+    assert list(m.load()) == ["a", "b"]
+    assert m.load()["a"]["settings"]["continue_from"] == "x\u2028y\u0085z.safetensors"
+
+
 def test_only_a_torn_manifest_line_is_cut_and_a_whole_one_is_kept(tmp_path):
     m = Manifest(tmp_path)
     m.path.write_bytes(b'{"id": "a"}\nhello, not a manifest')
@@ -134,10 +155,11 @@ def test_only_a_torn_manifest_line_is_cut_and_a_whole_one_is_kept(tmp_path):
 
 
 @pytest.mark.parametrize("flag,value", [("--threads", 0), ("--threads", -1), ("--workers", 0),
-                                        ("--cpus-per-worker", -3)])
-def test_counts_below_one_are_refused_before_any_model_loads(tmp_path, capsys, no_runner, flag, value):
+                                        ("--cpus-per-worker", -3), ("--threads", 10**12), ("--workers", 5000)])
+def test_counts_outside_1_to_4096_are_refused_before_any_model_loads(tmp_path, capsys, no_runner, flag, value):
+    """(--threads 10**12 once reached torch.set_num_threads: a traceback after the folder was made.)"""
     assert batch(tmp_path, tmp_path / "out", flag, value) == 2
-    one_error(capsys, f"{flag} must be >= 1, got {value}")
+    one_error(capsys, f"{flag} must be between 1 and 4096, got {value}")
     assert not (tmp_path / "out").exists()
 
 
@@ -153,8 +175,30 @@ def test_a_file_of_the_users_with_a_jobs_name_is_never_replaced(tmp_path, capsys
     job = name.split(".")[0]
     one_error(capsys, f"already holds 1 file(s)", f"{name} (job '{job}', line {1 if job == 'a' else 2})",
               "never replaced: move them elsewhere")
-    assert {k: v for k, v in tree(out).items() if not k.startswith(".")} == {
-        k: v for k, v in before.items() if not k.startswith(".")}
+    assert tree(out) == before  # no .batch.lock left behind either
+
+
+class FailingRunner:
+    def start(self):
+        raise driver.HeartMuLaError("the weights are corrupt")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("stop", ["prompt too long", "model fails to load"])
+def test_a_run_stopped_before_any_job_leaves_no_folder_and_no_lock(tmp_path, capsys, monkeypatch, stop):
+    """--out (and the folders above it) made for the lock are removed again; a lock of an earlier run stays."""
+    jobs = [{**JOBS[0], "lyrics": "la " * 4000}] if stop == "prompt too long" else JOBS
+    monkeypatch.setattr(driver, "make_runner", lambda opts: FailingRunner())
+    assert batch(tmp_path, tmp_path / "new" / "out", jobs=jobs) == 2
+    one_error(capsys, "context holds 2048" if stop == "prompt too long" else "the weights are corrupt")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / ".batch.lock").write_bytes(b"")
+    assert batch(tmp_path, kept, jobs=jobs) == 2
+    assert tree(kept) == {".batch.lock": b""}
 
 
 def test_a_full_disk_while_appending_the_manifest_is_one_error_then_a_rerun_finishes(tmp_path, capsys, monkeypatch):

@@ -54,6 +54,7 @@ def no_model_loads(monkeypatch):
     ("--seconds", "inf", "--seconds must be a positive, finite number"),
     ("--seconds", "0", "--seconds must be a positive"),
     ("--seconds", "1e308", "--seconds must be a positive, finite number of seconds \\(at most 86400\\)"),
+    ("--seconds", "0.01", "--seconds must allow at least one frame \\(0.08 s\\), got 0.01"),
     ("--cfg", "nan", "--cfg must be a finite number between 0 and 100"),
     ("--cfg", "inf", "--cfg must be a finite number"),
     ("--temperature", "nan", "--temperature must be a finite number"),

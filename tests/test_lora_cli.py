@@ -7,6 +7,7 @@ is one ``error:`` line naming the file, before any weight loads."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,14 @@ def test_a_pt_file_loads_through_the_weights_only_loader_and_a_pickle_never_runs
     torch.save({"x.lora_up.weight": Payload()}, tmp_path / "evil.pt", _use_new_zipfile_serialization=True)
     assert main(sample_args(tmp_path, str(tmp_path / "evil.pt"))) == 2
     assert not (tmp_path / "pwned").exists()
+    import pickle
+
+    (tmp_path / "evil4.pt").write_bytes(pickle.dumps({"x": Payload()}, protocol=4))  # torch warns, then refuses
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert main(sample_args(tmp_path, str(tmp_path / "evil4.pt"))) == 2
+    assert not shown, [str(w.message) for w in shown]  # a warning prints lines of its own above the error
+    assert not (tmp_path / "pwned").exists()
 
 
 def sample_args(tmp_path: Path, lora: str, model_dir: Path = TINY_LM) -> list[str]:
@@ -159,6 +168,29 @@ def test_a_bad_lora_is_one_error_line_naming_the_file_before_any_weight_loads(tm
     assert not (tmp_path / "out.safetensors").exists()
 
 
+@pytest.mark.parametrize("how", ["huge factors", "huge alpha in the config", "huge strength on fp8"])
+def test_a_lora_that_overflows_the_weights_is_one_error_line_and_writes_nothing(tmp_path, capsys, how):
+    """(It merged to infinite weights and sampled a song of garbage, exit 0.)"""
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "peft"
+    lora = hand_lora(folder / "adapter_model.safetensors", alpha=None if "alpha" in how else 6.0)
+    scale = {"huge factors": 1e30, "huge alpha in the config": 1.0, "huge strength on fp8": 1e19}[how]
+    save_file({k: v * scale for k, v in load_file(str(lora)).items()}, str(lora))
+    if "alpha" in how:
+        (folder / "adapter_config.json").write_text('{"lora_alpha": 1e308}')
+    model_dir = TINY_LM
+    if "fp8" in how:
+        model_dir = tmp_path / "fp8"
+        assert main(["quantize", "--model-dir", str(TINY_LM), "--out", str(model_dir)]) == 0
+        capsys.readouterr()
+    assert main(sample_args(tmp_path, f"{folder}:{100 if 'strength' in how else 1}", model_dir)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: LoRA {lora} makes backbone.layers."), lines
+    assert "beyond what float32 holds" in lines[0] and "Lower the strength, or use another LoRA." in lines[0]
+    assert not (tmp_path / "out.safetensors").exists()
+
+
 def test_a_dora_without_its_config_is_still_refused(tmp_path, capsys):
     folder = dora(tmp_path)
     (folder / "adapter_config.json").unlink()
@@ -194,6 +226,6 @@ def test_a_lora_whose_sum_overflows_float32_is_one_error_and_no_song(tmp_path, c
     lora = hand_lora(tmp_path / "huge.safetensors", alpha=3e38)
     assert main(sample_args(tmp_path, str(lora)) + ["--weight-dtype", weight_dtype]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: Adding the LoRAs ("), lines
-    assert f"{lora} at 1)" in lines[0] and "gives values beyond float32" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith(f"error: LoRA {lora} makes backbone.layers."), lines
+    assert "beyond what float32 holds" in lines[0]
     assert not (tmp_path / "out.safetensors").exists()

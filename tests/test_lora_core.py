@@ -58,6 +58,9 @@ def save(path: Path, tensors: dict) -> Path:
     ('{"lora_alpha": NaN}', "lora_alpha must be a finite number"),
     ('{"alpha_pattern": {"(": 2}}', "alpha_pattern key '\\(' is not a valid pattern"),
     ('{"modules_to_save": 3}', "modules_to_save must be a list"),
+    ('{"use_rslora": "false"}', 'use_rslora must be true or false, got "false"'),  # was taken as true: rsLoRA
+    ('{"use_dora": "no"}', "use_dora must be true or false"),
+    ("[" * 100000 + "]" * 100000, "is not valid JSON \\(nested too deeply\\)"),  # was a RecursionError
 ])
 def test_a_bad_adapter_config_is_named_with_its_field(tmp_path, config, config_text, expect):
     hand_lora(tmp_path / "adapter_model.safetensors")
@@ -78,6 +81,19 @@ def test_alpha_comes_from_the_key_then_the_config_then_the_rank(tmp_path, config
     adapter = load_adapter(tmp_path / "b", config)
     assert adapter.low_rank[Q].alpha == pytest.approx(2 * math.sqrt(3))  # scale 2 / sqrt(3)
     assert adapter.low_rank["backbone.layers.0.attn.k_proj.weight"].alpha == pytest.approx(8 * math.sqrt(3))
+
+
+@pytest.mark.parametrize("kind", ["folder", "huge"])
+def test_an_adapter_config_that_is_no_small_file_is_refused_unread(tmp_path, config, kind):
+    """(A folder was skipped in silence; a 20 GB file was read whole and the process killed for memory.)"""
+    hand_lora(tmp_path / "adapter_model.safetensors")
+    if kind == "folder":
+        (tmp_path / "adapter_config.json").mkdir()
+    else:
+        with open(tmp_path / "adapter_config.json", "wb") as f:
+            f.truncate(20 << 30)  # sparse
+    with pytest.raises(LoraError, match="is not a file" if kind == "folder" else "is 21474.8 MB; PEFT's adapter config"):
+        load_adapter(tmp_path, config)
 
 
 def test_files_that_are_not_loras_are_refused(tmp_path, config):

@@ -122,6 +122,20 @@ def test_batch_is_all_or_nothing(tmp_path):
     assert sorted(p.read_text() for p in tmp_path.iterdir()) == ["0", "1"]
 
 
+def test_a_failed_write_removes_the_folders_it_made(tmp_path):
+    """(quantize --out new/ refused for a NaN weight left an empty new/ behind.)"""
+    def fail(_tmp):
+        raise OSError(28, "No space left on device")
+
+    (tmp_path / "had").mkdir()
+    with pytest.raises(OutputError, match="the disk is full"):
+        atomic_write_all([(tmp_path / "new" / "deep" / "a.wav", ".wav", write_text("a")),
+                          (tmp_path / "had" / "b.wav", ".wav", fail)])
+    assert [p.name for p in tmp_path.iterdir()] == ["had"] and not any((tmp_path / "had").iterdir())
+    atomic_write_all([(tmp_path / "new" / "deep" / "a.wav", ".wav", write_text("a"))])
+    assert (tmp_path / "new" / "deep" / "a.wav").read_text() == "a"
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda d: d, "is a folder; give the path of a file, e.g. .*codes.safetensors"),
     (lambda d: (os.mkfifo(d / "p"), d / "p")[1], "FIFO"),

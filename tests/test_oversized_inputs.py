@@ -64,6 +64,35 @@ def test_a_million_continuations_are_refused_from_their_lengths(tmp_path):
     assert not (tmp_path / "out.safetensors").exists()
 
 
+@pytest.mark.parametrize("door,batch", [("sample", 10**9), ("generate", 10**15), ("generate", 10**7),
+                                        ("batch", 10**9), ("sample", 10**4000)],
+                         ids=["sample-1e9", "generate-1e15", "generate-1e7", "batch-1e9", "sample-1e4000"])
+def test_a_batch_too_large_for_memory_is_told_so_before_anything_counts_its_songs(tmp_path, door, batch):
+    """The memory check comes before every check that counts songs: --batch 1e9 was refused as a disk
+    too small for the codes, 1e15 ended in a MemoryError building a list per song, 1e7 spent minutes
+    checking 1e7 output paths, a jobs line's 1e9 continuations hung the driver, and 1e4000 songs (more
+    than a float holds) ended in an OverflowError while printing the size."""
+    long_song = tmp_path / "long.safetensors"
+    save_codes(long_song, torch.zeros(2, 8, 20, dtype=torch.long), torch.tensor([20, 18]))
+    song = ["--tags", "piano", "--lyrics", "la la", "--seconds", "3", "--device", "cpu", "--batch", str(batch),
+            "--continue-from", str(long_song)]
+    if door == "batch":
+        jobs = tmp_path / "jobs.jsonl"
+        jobs.write_text(json.dumps({"id": "a", "tags": "piano", "lyrics": "la la", "seconds": 3, "seed": 1,
+                                    "batch": batch, "continue_from": "long.safetensors"}) + "\n")
+        argv = ["batch", str(jobs), "--model-dir", str(CKPT), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    elif door == "sample":
+        argv = ["sample", "--model-dir", str(CKPT), *song, "--codes-out", str(tmp_path / "out.safetensors")]
+    else:
+        argv = ["generate", "--model-dir", str(CKPT), *song, "--out", str(tmp_path / "out.wav")]
+    done = subprocess.run([sys.executable, "-m", "heartmula_core", *argv], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    songs = "a 4000-digit number" if batch > 10**300 else str(2 * batch)
+    assert done.returncode == 2 and f"Sampling {songs} song(s) of up to 3 s" in done.stderr, done.stderr
+    assert ("Lower 'batch'" if door == "batch" else "Lower --batch") in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["jobs.jsonl"] if door == "batch" else []) + ["long.safetensors"]
+
+
 def test_a_lyrics_file_too_big_for_any_prompt_is_refused_unread(tmp_path):
     huge = tmp_path / "lyrics.txt"
     with open(huge, "wb") as f:  # 100 MB, sparse: nothing is written to disk

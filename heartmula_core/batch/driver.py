@@ -22,6 +22,9 @@ from .progress import RunProgress
 from .worker import WorkerSpec
 
 
+MAX_COUNT = 4096  # threads, workers or CPUs per worker
+
+
 @dataclass
 class BatchOptions:
     jobs: str
@@ -63,16 +66,12 @@ class BatchSummary:
         return f"batch: {self.total} jobs: " + ", ".join(parts) + f"; {self.seconds:.1f} s"
 
 
-def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_size: int | None = None,
-                      loras: tuple = ()) -> None:
-    """Every pending job's song plan, with the tokenizer and config only (no weights): prompt plus
-    length against the context, the songs to continue against the LM, and the run's LoRAs against
-    the LM. Memory is the workers' check, on their own devices."""
-    import torch
+def check_prompts_fit(jobs: list[Job], lm, jobs_path: str, codebook_size: int | None = None) -> None:
+    """Every pending job's song plan, with ``lm``'s tokenizer and config only (no weights): prompt plus
+    length against the context, the songs to continue against the LM, the run's LoRAs against the LM
+    (read by ``lm``) and, when ``lm`` checks memory, what the job needs on this machine."""
+    from ..song import plan_song, prompt_for, read_start
 
-    from ..song import LMForChecks, plan_song, prompt_for, read_start
-
-    lm = LMForChecks(model_dir, torch.device("cpu"), torch.float32, loras=loras)
     problems = []
     for job in jobs:
         try:
@@ -82,6 +81,23 @@ def check_prompts_fit(jobs: list[Job], model_dir: str, jobs_path: str, codebook_
             problems.append((job.line, f"job '{job.id}': {exc}"))
     if problems:
         raise HeartMuLaError(describe_problems(jobs_path, problems))
+
+
+def checking_lm(opts: BatchOptions):
+    """The LM the driver plans every job with. Run here (no --ray), the worker uses this machine's
+    device, so its memory is checked now, as `generate` checks it (a 'batch' of a million songs is a
+    problem line, not a job that fails once the models are loaded); on Ray each worker checks its own."""
+    import torch
+
+    from ..quant.storage import WeightStorage
+    from ..runtime import pick_device, pick_dtype
+    from ..song import LMFolder, LMForChecks
+
+    if opts.ray is not None:
+        return LMForChecks(opts.model_dir, torch.device("cpu"), torch.float32, loras=opts.loras)
+    device = pick_device(opts.device)
+    return LMFolder(opts.model_dir, device, pick_dtype(opts.dtype, device), WeightStorage.named(opts.weight_dtype),
+                    opts.loras)
 
 
 def make_runner(opts: BatchOptions):
@@ -117,11 +133,12 @@ def _prepare(opts: BatchOptions, jobs: list[Job], out: Path, summary: BatchSumma
 
 
 def check_counts(opts: BatchOptions) -> None:
-    """``--threads``, ``--workers``, ``--cpus-per-worker``: whole numbers >= 1 when given."""
+    """``--threads``, ``--workers``, ``--cpus-per-worker``: whole numbers from 1 to MAX_COUNT when given
+    (torch takes a thread count of 32 bits; a count beyond any machine is a typo)."""
     for value, flag in ((opts.threads, "--threads"), (opts.workers, "--workers"),
                         (opts.cpus_per_worker, "--cpus-per-worker")):
         if value is not None:
-            whole(value, flag, 1, None, "")
+            whole(value, flag, 1, MAX_COUNT, "")
 
 
 def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
@@ -138,8 +155,7 @@ def check_models(opts: BatchOptions, pending: list[Job], say) -> None:
     fetch_models(opts.model_dir, opts.download, say=say, with_codec=opts.codec_dir is None,
                  source=opts.source)
     codec = codec_folder_for(opts.model_dir, opts.codec_dir, " with --codec-dir (the codec folder to use)")
-    check_prompts_fit(pending, opts.model_dir, opts.jobs, CodecConfig.from_folder(codec).codebook_size,
-                      opts.loras)
+    check_prompts_fit(pending, checking_lm(opts), opts.jobs, CodecConfig.from_folder(codec).codebook_size)
 
 
 def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> BatchSummary:
@@ -154,11 +170,13 @@ def run_batch(opts: BatchOptions, runner=None, on_recorded=None, say=print) -> B
     check_counts(opts)
     check_out_folder(out)
     with OutputLock(out) as lock:
-        pending, manifest = _prepare(opts, jobs, out, summary, lock, say)
+        with lock.undone_if_stopped():  # refused before any job: the folder is left as it was found
+            pending, manifest = _prepare(opts, jobs, out, summary, lock, say)
         if pending:
             runner = runner or make_runner(opts)
             try:
-                summary.workers = runner.start()
+                with lock.undone_if_stopped():
+                    summary.workers = runner.start()
                 _consume(runner, pending, out, manifest, lock, opts, summary, on_recorded)
             finally:
                 runner.close()

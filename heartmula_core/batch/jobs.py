@@ -16,13 +16,15 @@ restricted to a portable set.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import HeartMuLaError
 from ..settings import MAX_SEED, KNOBS, SongSettings, check
-from ..text_input import text_or_file
+from ..text_input import file_kind, text_or_file
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
@@ -36,6 +38,7 @@ OPTIONAL = tuple(f for f in FIELDS if f not in REQUIRED)
 NAMES = {knob: f"'{field}'" for field, knob in FIELDS.items()}  # messages name the field
 NAMES.update({"dtype": "--dtype", "weight_dtype": "--weight-dtype", "device": "--device"})
 MAX_REPORTED = 30
+MAX_JOBS_BYTES = 1 << 30  # 1 GiB: a million jobs of 1 KB; read whole, so a larger file is split
 
 __all__ = ["MAX_SEED", "Job", "JobsError", "parse_jobs"]
 
@@ -123,15 +126,16 @@ def _text_problem(record: dict, name: str, folder: Path) -> str | None:
 
 
 def _problems(record: dict, folder: Path) -> list[str]:
-    problems = [f"missing field '{k}'" for k in REQUIRED if k not in record]
+    problems = [f"missing field '{k}'" if k not in record else f"'{k}' is null; give it a value"
+                for k in REQUIRED if record.get(k) is None]
     unknown = sorted(set(record) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
         problems.append(f"unknown field(s) {', '.join(repr(k) for k in unknown)}; "
                         f"known: {', '.join(REQUIRED + OPTIONAL)}")
-    if "id" in record:
+    if record.get("id") is not None:
         problems.append(_id_problem(record["id"]))
     for name in ("tags", "lyrics"):
-        if name in record:
+        if record.get(name) is not None:
             problems.append(_text_problem(record, name, folder))
     problems += [_value_problem(name, record[name]) for name in FIELDS if record.get(name) is not None]
     return [p for p in problems if p]
@@ -216,10 +220,7 @@ def parse_jobs(path: str | Path, defaults: dict | None = None) -> list[Job]:
     """Read and check the whole jobs file; raise JobsError listing every bad line."""
     path = Path(path)
     defaults = check_defaults(defaults)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobsError(f"Cannot read jobs file {path}: {exc}") from None
+    lines = read_jobs_file(path).split("\n")  # only "\n" ends a line: JSON strings may hold U+2028, U+0085
     jobs, problems = [], []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
@@ -240,6 +241,26 @@ def parse_jobs(path: str | Path, defaults: dict | None = None) -> list[Job]:
         raise JobsError(f"Jobs file {path} holds no jobs: write one JSON object per line, e.g. "
                         '{"id": "song-1", "tags": "piano,happy", "lyrics": "[Verse] ...", "seconds": 60, "seed": 1}')
     return jobs
+
+
+def read_jobs_file(path: Path) -> str:
+    """The text of the jobs file, checked before it is opened: a regular file (a FIFO would block, a
+    device never ends) of at most MAX_JOBS_BYTES (read whole)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise JobsError(f"Cannot read jobs file {path}: {exc.strerror}. Give the path of a JSONL jobs file.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise JobsError(f"Jobs file {path} is {file_kind(st.st_mode)}, not a file. Give the path of a JSONL jobs file.")
+    if st.st_size > MAX_JOBS_BYTES:
+        raise JobsError(f"Jobs file {path} is {st.st_size / 1e9:.1f} GB; a jobs file may hold at most "
+                        f"{MAX_JOBS_BYTES >> 30} GB. Split it into several files (a rerun skips the jobs done).")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise JobsError(f"Cannot read jobs file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise JobsError(f"Jobs file {path} is not UTF-8 text (byte {exc.start + 1}); save it as UTF-8.") from None
 
 
 def describe_problems(path, problems: list[tuple[int, str]]) -> str:

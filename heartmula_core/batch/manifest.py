@@ -16,6 +16,7 @@ import errno
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import OutputTarget, as_output_error
@@ -80,7 +81,7 @@ class Manifest:
 
     def _entries(self, data: bytes) -> dict[str, dict]:
         done = {}
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+        for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), start=1):  # as jobs.py
             if not line.strip():
                 continue
             try:
@@ -100,9 +101,12 @@ class Manifest:
         append a crash tore (the start of an entry) is cut off; anything else is the user's to fix."""
         try:
             last = parse_line(tail.decode("utf-8"))
-            complete = entry_problem(last) is None
         except (ValueError, UnicodeDecodeError):
-            last, complete = None, False
+            last = None  # no whole JSON value: an append a crash tore, or not a manifest line
+        complete = last is not None
+        if complete and entry_problem(last):  # whole, so not torn: never cut off, as no whole line is
+            raise ManifestError(f"{self.path} line {number} is not a manifest entry ({entry_problem(last)}); fix "
+                                "or delete that line (its job will run again).")
         start = tail.lstrip()
         if not complete and not (start.startswith(b'{"id"') or b'{"id"'.startswith(start)):
             raise ManifestError(f"{self.path} ends in a line that is not a manifest entry (line {number}); fix or "
@@ -197,9 +201,12 @@ class OutputLock:
         self.path = Path(out_dir) / LOCK
         self.fd = None
         self.owned: set[str] = set()
+        self.made: list[Path] = []  # what taking the lock created: the lock file, then folders, deepest first
 
     def __enter__(self) -> "OutputLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.path.parent
+        self.made = [p for p in (self.path, folder, *folder.parents) if not os.path.lexists(p)]
+        folder.mkdir(parents=True, exist_ok=True)
         self.fd = open_own(self.path, os.O_RDWR | os.O_CREAT)
         try:
             import fcntl
@@ -237,6 +244,23 @@ class OutputLock:
             os.fsync(self.fd)
         except OSError as exc:
             raise as_output_error(OutputTarget(self.path, self.path, what="batch lock file"), exc) from exc
+
+    @contextmanager
+    def undone_if_stopped(self):
+        """On any exception (a refusal, a model that fails to load, a signal) before a job ran, remove
+        the lock file and the folders taking the lock created, so a refused run writes nothing."""
+        try:
+            yield
+        except BaseException:
+            for made in self.made:
+                try:
+                    if made == self.path:
+                        os.unlink(made)
+                    else:
+                        os.rmdir(made)
+                except OSError:
+                    break  # a folder something else now uses is kept, and so are those above it
+            raise
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:

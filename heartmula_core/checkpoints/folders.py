@@ -73,16 +73,27 @@ def resolve_folder(path: str | Path, kind: str, how_to_pick: str = "") -> Path:
         refuse_a_file(folder, f"{model.label} folder")
         raise CheckpointError(f"{model.label} folder {folder} does not exist. {download_hint(folder, kind)}")
     if (folder / "config.json").is_file():
+        refuse_another_kind(folder, kind, how_to_pick)
         return folder
     inner = list_folders(folder, kind)
     if len(inner) == 1:
         return folder / inner[0]
-    raise CheckpointError(
-        f"{folder} has no config.json"
-        + (f" and holds several {model.label} folders ({', '.join(inner)}): pick one{how_to_pick}" if inner else
-           f"; point to a {model.label} folder such as {model.default_name}")
-        + f". {download_hint(folder / model.default_name, kind)}"
-    )
+    if inner:  # nothing to download: the user has to choose
+        raise CheckpointError(f"{folder} has no config.json and holds several {model.label} folders "
+                              f"({', '.join(inner)}): pick one{how_to_pick or ' and give its folder'}.")
+    raise CheckpointError(f"{folder} has no config.json; point to a {model.label} folder such as "
+                          f"{model.default_name}. {download_hint(folder / model.default_name, kind)}")
+
+
+def refuse_another_kind(folder: Path, kind: str, how_to_pick: str = "") -> None:
+    """A folder whose config.json names another kind of model (an LM folder given for the codec) is
+    refused by name, before its weights would be read against the wrong architecture."""
+    found = read_model_type(folder)
+    other = next((k for k in KINDS.values() if k.model_type == found and k.key != kind), None)
+    if other is not None:
+        label = KINDS[kind].label
+        raise CheckpointError(f"{folder} is a {other.label} folder (its config.json says model_type {found!r}), not "
+                              f"a {label} folder: give a {label} folder{how_to_pick}.")
 
 
 def codec_folder_near(model_dir: str | Path, how_to_pick: str = "") -> Path:
@@ -95,7 +106,7 @@ def codec_folder_near(model_dir: str | Path, how_to_pick: str = "") -> Path:
 
 def codec_folder_for(model_dir: str | Path, codec_dir: str | Path | None = None, how_to_pick: str = "") -> Path:
     """The codec folder a run uses: ``codec_dir`` when given, else the one near ``model_dir``."""
-    return resolve_folder(codec_dir, "codec") if codec_dir else codec_folder_near(model_dir, how_to_pick)
+    return resolve_folder(codec_dir, "codec", how_to_pick) if codec_dir else codec_folder_near(model_dir, how_to_pick)
 
 
 def find_shared(folder: Path, name: str) -> Path:

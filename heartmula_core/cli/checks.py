@@ -1,6 +1,7 @@
 """Output checks the command line runs before any model loads: every path it will write, that no
 two outputs are one file (or an input), and free disk space. A mistake costs a second, not the
-minutes of sampling before it. (Settings, prompts and memory are the song path's check.)"""
+minutes of sampling before it. (Settings, prompts and memory are the song path's check, which comes
+before any check that counts songs: a --batch too large for memory is told so, never sized on disk.)"""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from ..errors import OutputError
 AUDIO_BYTES_PER_SAMPLE = {".wav": 4.0, ".flac": 4.0, ".mp3": 0.5}  # stereo 16-bit PCM; MP3 is far smaller
 
 
-def codes_target(path, flag: str, songs: int, frames: int) -> OutputTarget:
-    target = output_target(path, flag, "codes.safetensors")
+def codes_target(path, flag: str) -> OutputTarget:
+    return output_target(path, flag, "codes.safetensors")
+
+
+def check_codes_space(target: OutputTarget, songs: int, frames: int) -> None:
     check_free_space(target, songs * CODEBOOKS * frames * 8 + 4096)
-    return target
 
 
 def audio_targets(out, lengths: list[int], waveform_out=None) -> tuple[list[OutputTarget], OutputTarget | None]:

@@ -36,15 +36,21 @@ class Decoding:
     waveform: OutputTarget | None
 
 
-def plan_decoding(args, settings: SongSettings, codec_dir, lengths: list[int], inputs=(), other_outputs=()) -> Decoding:
-    """Before the codec loads: output paths, free disk space, the decoder's settings and memory."""
-    audio_format(Path(args.out))
-    targets, wave = audio_targets(args.out, lengths, args.waveform_out)
-    check_distinct(targets + [wave, *other_outputs], inputs)
+def codec_folder(args, settings: SongSettings, codec_dir) -> CodecFolder:
+    """The codec folder on the device the flags pick (its config read, the weights not loaded yet)."""
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device, default_gpu=torch.float32)  # the codec stays fp32 unless asked
-    codec = CodecFolder(codec_dir, device, dtype, WeightStorage.named(settings.weight_dtype))
-    return Decoding(codec, plan_decode(codec, len(lengths), max(lengths), settings, NAMES), targets, wave)
+    return CodecFolder(codec_dir, device, dtype, WeightStorage.named(settings.weight_dtype))
+
+
+def plan_decoding(args, settings: SongSettings, codec: CodecFolder, lengths: list[int], inputs=(),
+                  other_outputs=()) -> Decoding:
+    """Before the codec loads: the decoder's settings and memory, then output paths and free disk space."""
+    audio_format(Path(args.out))
+    plan = plan_decode(codec, len(lengths), max(lengths), settings, NAMES)
+    targets, wave = audio_targets(args.out, lengths, args.waveform_out)
+    check_distinct(targets + [wave, *other_outputs], inputs)
+    return Decoding(codec, plan, targets, wave)
 
 
 def run_decoding(args, job: Decoding, codes: torch.Tensor, lengths: torch.Tensor) -> str:
@@ -67,7 +73,8 @@ def run_decoding(args, job: Decoding, codes: torch.Tensor, lengths: torch.Tensor
 def cmd_decode(args) -> int:
     settings = decode_settings(args)
     codes, lengths = load_codes(args.codes)
-    job = plan_decoding(args, settings, args.model_dir, lengths.tolist(), inputs=[args.codes])
+    job = plan_decoding(args, settings, codec_folder(args, settings, args.model_dir), lengths.tolist(),
+                        inputs=[args.codes])
     print(run_decoding(args, job, codes, lengths))
     return 0
 

@@ -7,25 +7,25 @@ from __future__ import annotations
 
 from ..checkpoints.folders import codec_folder_for
 from ..codes import save_codes
-from ..lm.budget import frames_for_seconds
 from ..song import read_start
-from .checks import codes_target
-from .decode import plan_decoding, run_decoding
+from .checks import check_codes_space, codes_target
+from .decode import codec_folder, plan_decoding, run_decoding
 from .first_run import add_download_option, fetch_missing
 from .options import NAMES, PICK_CODEC, add_codec_dir_option, add_decode_options, add_sample_options, song_settings
-from .sample import plan_sampling, run_sampling, songs_of
+from .sample import plan_sampling, run_sampling
 
 
 def cmd_generate(args) -> int:
     settings = song_settings(args)  # every setting before a download of several GB
     start = read_start(settings, NAMES)
-    songs, max_frames = songs_of(settings, start), frames_for_seconds(settings.seconds)
     fetch_missing(args)
-    codec_dir = codec_folder_for(args.model_dir, args.codec_dir, PICK_CODEC)
-    codes_out = codes_target(args.codes_out, "--codes-out", songs, max_frames) if args.codes_out else None
-    decoding = plan_decoding(args, settings, codec_dir, [max_frames] * songs,
+    codec = codec_folder(args, settings, codec_folder_for(args.model_dir, args.codec_dir, PICK_CODEC))
+    codes_out = codes_target(args.codes_out, "--codes-out") if args.codes_out else None
+    lm, plan = plan_sampling(args, settings, start, codec.config.codebook_size)  # memory: before counting songs
+    decoding = plan_decoding(args, settings, codec, [plan.max_frames] * plan.songs,
                              inputs=[settings.continue_from] if start else (), other_outputs=[codes_out])
-    lm, plan = plan_sampling(args, settings, start, decoding.codec.config.codebook_size)
+    if codes_out is not None:
+        check_codes_space(codes_out, plan.songs, plan.max_frames)
     codes, lengths, summary = run_sampling(lm, plan)
     del lm  # the LM's weights go before the codec's load
     print(summary)

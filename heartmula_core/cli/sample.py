@@ -4,20 +4,14 @@ The flags become the song path's settings (options.py); the song path checks and
 from __future__ import annotations
 
 from ..codes import FRAME_RATE, save_codes
-from ..lm.budget import frames_for_seconds
 from ..quant.storage import WeightStorage
 from ..runtime import memory_errors, pick_device, pick_dtype
 from ..settings import SongSettings
 from ..song import LMFolder, SongPlan, plan_song, prompt_for, read_start, sample_song
 from ..text_input import text_or_file
-from .checks import check_distinct, codes_target
+from .checks import check_codes_space, check_distinct, codes_target
 from .options import NAMES, add_sample_options, song_settings
 from .progress import StepBar
-
-
-def songs_of(settings: SongSettings, start) -> int:
-    """Songs a run writes: --batch, for each song of --continue-from."""
-    return settings.batch_size * (len(start.lengths) if start else 1)
 
 
 def plan_sampling(args, settings: SongSettings, start, codebook_size: int | None = None) -> tuple[LMFolder, SongPlan]:
@@ -50,9 +44,10 @@ def run_sampling(lm: LMFolder, plan: SongPlan):
 def cmd_sample(args) -> int:
     settings = song_settings(args)
     start = read_start(settings, NAMES)
-    target = codes_target(args.codes_out, "--codes-out", songs_of(settings, start), frames_for_seconds(settings.seconds))
+    target = codes_target(args.codes_out, "--codes-out")
     check_distinct([target], [settings.continue_from] if start else [])
     lm, plan = plan_sampling(args, settings, start)
+    check_codes_space(target, plan.songs, plan.max_frames)
     codes, lengths, summary = run_sampling(lm, plan)
     save_codes(target, codes, lengths)
     print(f"{summary}; wrote {args.codes_out}")

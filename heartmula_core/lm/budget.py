@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..codes import FRAME_RATE
-from ..errors import PromptError
+from ..errors import PromptError, SettingsError
 from ..settings import check_seconds
 from .prompt import Prompt
 
@@ -14,8 +14,13 @@ CACHE_BUCKET = 256  # KV caches are sized in steps of this, so compiled/captured
 
 
 def frames_for_seconds(seconds: float, name: str = "seconds") -> int:
-    """Frames for a length in seconds; NaN, infinite or non-positive lengths are refused."""
-    return int(round(check_seconds(seconds, name) * FRAME_RATE))
+    """Frames for a length in seconds; NaN, infinite, non-positive lengths and lengths shorter than
+    one frame are refused."""
+    frames = int(round(check_seconds(seconds, name) * FRAME_RATE))
+    if frames < 1:
+        raise SettingsError(f"{name} must allow at least one frame ({1 / FRAME_RATE:g} s), got {seconds:g}; ask "
+                            "for more seconds.")
+    return frames
 
 
 def cache_length(config, prompt_length: int, max_frames: int, spread: int = 0) -> int:

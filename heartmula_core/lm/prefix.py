@@ -83,16 +83,16 @@ def check_prefix(codes, lengths, codebooks: int, codebook_size: int, where: str 
     return Prefix(codes, list(lengths))
 
 
-def kept_per_song(prefix: Prefix | None, config, eos_id: int, batch_size: int, codebook_size: int | None = None,
+def kept_per_song(prefix: Prefix | None, config, eos_id: int, codebook_size: int | None = None,
                   where: str = "continue_from") -> list[int]:
     """Before the weights load: the prefix holds this LM's codes (``config``: a HeartMuLaConfig); the
-    frames kept for each of the songs a generation writes (``batch_size`` per song of the prefix;
-    empty for new songs), which ``budget.check_fits`` and the memory estimate count."""
+    frames kept of each of its songs (empty for new songs), which ``budget.check_fits`` and the memory
+    estimate count. (Not per song written: a batch of each may be huge until memory is checked.)"""
     if prefix is None:
         return []
     vocab = audio_vocab(config.audio_vocab_size, eos_id, codebook_size)
     check_prefix(prefix.codes, prefix.lengths, config.audio_num_codebooks, vocab.codebook_size, where)
-    return prefix.repeated_lengths(batch_size)
+    return list(prefix.lengths)
 
 
 def kept_lengths(lengths: list[int], keep_seconds, name: str = "keep_seconds") -> list[int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from ..errors import LoraError
 
 
+MAX_CONFIG_BYTES = 1 << 20  # PEFT's adapter_config.json is about 1 KB
 REFUSED = {  # PEFT fields whose tensors would mean something else when merged as a plain LoRA
     "fan_in_fan_out": "transposed layers", "lora_bias": "a bias on lora_B", "layer_replication": "replicated layers",
     "use_qalora": "QALoRA's pooled inputs", "alora_invocation_tokens": "a LoRA active only after given tokens",
@@ -56,12 +58,20 @@ def _number(value, field: str, path: Path) -> float:
     return float(value)
 
 
+def _flag(config: dict, field: str, path: Path) -> bool:
+    """A true/false field (absent or null: false); the string "false" is not false, so it is refused."""
+    value = config.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise LoraError(f"{path}: {field} must be true or false, got {json.dumps(value)[:40]}. Fix the file.")
+    return bool(value)
+
+
 def _refuse(config: dict, path: Path) -> None:
     """One error for fields that make the tensors mean something other than a plain LoRA."""
     peft_type = config.get("peft_type", "LORA")
     if str(peft_type).upper() != "LORA":
         raise LoraError(f"{path}: peft_type is {peft_type!r}; only LoRA adapters (peft_type LORA) can be applied.")
-    if config.get("use_dora"):
+    if _flag(config, "use_dora", path):
         raise LoraError(f"{path}: use_dora is true. DoRA adapters rescale each weight by learned magnitudes, "
                         "which a plain LoRA merge cannot do; they are not supported. Train a LoRA without DoRA.")
     for field, why in REFUSED.items():
@@ -71,13 +81,21 @@ def _refuse(config: dict, path: Path) -> None:
 
 
 def read_adapter_config(path: Path) -> AdapterConfig | None:
-    """The config at ``path`` (None when there is none), checked."""
-    if not path.is_file():
+    """The config at ``path`` (None when there is none), checked; anything but a small regular file
+    there is refused unread (a folder or pipe, or gigabytes: PEFT writes about 1 KB)."""
+    if not os.path.lexists(path):
         return None
+    if not path.is_file():
+        raise LoraError(f"{path} is not a file (a folder, pipe or broken link), so it is not PEFT's adapter config. "
+                        "Remove it, or put the trainer's adapter_config.json there.")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise LoraError(f"{path} is {path.stat().st_size / 1e6:.1f} MB; PEFT's adapter config is a few KB, so this is "
+                        "not one. Fix it, or remove it (then alpha = rank).")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LoraError(f"{path} is not valid JSON ({exc}). Fix it, or remove it (then alpha = rank).") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise LoraError(f"{path} is not valid JSON ({why}). Fix it, or remove it (then alpha = rank).") from None
     if not isinstance(config, dict):
         raise LoraError(f"{path} must hold a JSON object (PEFT's adapter config). Fix it or remove it.")
     _refuse(config, path)
@@ -96,6 +114,6 @@ def read_adapter_config(path: Path) -> AdapterConfig | None:
     if not isinstance(saved, (list, tuple)) or not all(isinstance(m, str) for m in saved):
         raise LoraError(f"{path}: modules_to_save must be a list of module names, got {saved!r}.")
     return AdapterConfig(path, None if alpha is None else _number(alpha, "lora_alpha", path),
-                         bool(config.get("use_rslora", False)),
+                         _flag(config, "use_rslora", path),
                          {str(k): _number(v, f"alpha_pattern[{k!r}]", path) for k, v in pattern.items()},
                          tuple(saved))

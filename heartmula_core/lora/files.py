@@ -9,6 +9,7 @@ refuses to run code (a pickle that would is refused, never unpickled). What cann
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     """A torch file, through the weights-only loader only (it refuses pickles that would run code)."""
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols above the error it raises
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for other files
         raise LoraError(f"LoRA {path} is not a torch weights file that loads safely ({type(exc).__name__}); files "
                         "that need an unsafe pickle are never loaded. Use the LoRA's .safetensors file.") from None

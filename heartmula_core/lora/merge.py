@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import LoraError
 from ..quant import formats
-from ..quant.finite import NON_FINITE, largest_bits
+from ..quant.finite import largest_magnitude
 from .fit import Adapter
 
 Strengths = Sequence[tuple[Adapter, float]]
@@ -61,24 +61,34 @@ def add_update(weight: torch.Tensor, adapter: Adapter, key: str, strength: float
         weight += strength * adapter.diff[key].to(weight.device, weight.dtype)
 
 
+def check_merged(weight: torch.Tensor, held: torch.dtype, key: str, adapters: list[Adapter]) -> None:
+    """The merged float32 ``weight`` is finite and fits ``held``, the dtype it will be held in (an fp8
+    layer takes a fresh scale, so float32's range): a LoRA with huge values, alpha or strength would
+    otherwise make NaN songs."""
+    held = torch.float32 if formats.is_fp8(held) else held
+    largest = largest_magnitude(weight)
+    if not largest <= torch.finfo(held).max:  # NaN fails too
+        files = ", ".join(str(adapter.path) for adapter in adapters)
+        raise LoraError(f"LoRA {files} makes {key} {largest:g} at its largest, beyond what "
+                        f"{str(held).replace('torch.', '')} holds: its values, alpha or strength are far too large. "
+                        "Lower the strength, or use another LoRA.")
+
+
 class Updates:
     """What several (adapter, strength) add to the weights they change, for adding while the LM
     loads (``load_lm(updates=)``; ``quant.source.QuantizingSource`` calls it with each changed
     weight in float32, before rounding it to the dtype or fp8 format it is held in). Strength 0
-    adds nothing; several adapters on one weight are summed in the order given."""
+    adds nothing; several adapters on one weight are summed in the order given, and the sum must
+    fit the dtype the weight is held in (``check_merged``)."""
 
     def __init__(self, adapters: Strengths):
         self.active = [(adapter, float(strength)) for adapter, strength in adapters if strength != 0]
         self.keys = frozenset(key for adapter, _ in self.active for key in adapter.keys)
 
-    def __call__(self, key: str, weight: torch.Tensor) -> None:
+    def __call__(self, key: str, weight: torch.Tensor, held: torch.dtype = torch.float32) -> None:
         for adapter, strength in self.active:
             add_update(weight, adapter, key, strength)
-        if largest_bits(weight) >= NON_FINITE[weight.dtype]:
-            loras = ", ".join(f"{adapter.path} at {strength:g}" for adapter, strength in self.active if key in adapter.keys)
-            raise LoraError(f"Adding the LoRAs ({loras}) to {key} gives values beyond float32 (infinity or NaN): "
-                            "a LoRA holds values far too large for this LM, or a strength is far too high. "
-                            "Check the LoRA files and strengths.")
+        check_merged(weight, held, key, [adapter for adapter, _ in self.active if key in adapter.keys])
 
 
 def merge_adapters(model: nn.Module, adapters: Strengths) -> None:
@@ -92,7 +102,7 @@ def merge_adapters(model: nn.Module, adapters: Strengths) -> None:
             owner_name, _, name = key.rpartition(".")
             owner = model.get_submodule(owner_name)
             weight = widened(owner, name)
-            updates(key, weight)
+            updates(key, weight, getattr(owner, name).dtype)
             store(owner, name, weight, f"{key} after merging LoRAs")
             del weight
 

@@ -65,6 +65,17 @@ def _name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
+def _as_value(bits: int, dtype: torch.dtype) -> torch.Tensor:
+    """The number whose bit pattern in ``dtype`` is ``bits`` (a one-element tensor)."""
+    width = torch.empty((), dtype=dtype).element_size()
+    return torch.tensor([bits], dtype=torch.int64).to(_SIGNED[width]).view(dtype)
+
+
+def largest_magnitude(t: torch.Tensor) -> float:
+    """The largest magnitude in a float tensor (inf or nan when it holds one; 0.0 when empty)."""
+    return abs(float(_as_value(largest_bits(t), t.dtype))) if t.numel() else 0.0
+
+
 def check_fits(largest: float, what: str, used_as: torch.dtype, how: str) -> None:
     """The largest magnitude of a weight (``how`` it came about, for the message) fits ``used_as``."""
     limit = torch.finfo(used_as).max
@@ -103,12 +114,6 @@ def check_fp8(q: torch.Tensor, scale: torch.Tensor | None, what: str, used_as: t
                               "The file is corrupt: re-download or re-create it.")
     s = 1.0 if scale is None else float(scale)
     check_fits(code_value(code, q.dtype) * s, what, used_as, f"{code_value(code, q.dtype):g} x scale {s:g}")
-
-
-def _as_value(bits: int, dtype: torch.dtype) -> torch.Tensor:
-    """The number whose bit pattern in ``dtype`` is ``bits`` (a one-element tensor)."""
-    width = torch.empty((), dtype=dtype).element_size()
-    return torch.tensor([bits], dtype=torch.int64).to(_SIGNED[width]).view(dtype)
 
 
 def check_float(t: torch.Tensor, what: str, seen: Largest | None = None) -> None:

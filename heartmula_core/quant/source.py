@@ -28,8 +28,9 @@ class WeightUpdates(Protocol):
 
     keys: frozenset  # the model keys changed
 
-    def __call__(self, key: str, weight: torch.Tensor) -> None:
-        """Add the change of ``key`` to ``weight`` (float32) in place."""
+    def __call__(self, key: str, weight: torch.Tensor, held: torch.dtype) -> None:
+        """Add the change of ``key`` to ``weight`` (float32) in place; the sum must fit ``held``, the
+        dtype it will be held in (an fp8 one: float32, a fresh scale is taken)."""
 
 
 class QuantizingSource(TensorSource):
@@ -111,7 +112,7 @@ class QuantizingSource(TensorSource):
         if key in self.plan.scaled:  # a Linear kept wide whose host layer has a scale anyway
             self._scales[key] = torch.ones((), dtype=torch.float32)
         if key in self.updated:
-            return self._updated(key).to(dtype or self.dtype(key))
+            return self._updated(key, dtype or self.dtype(key)).to(dtype or self.dtype(key))
         if formats.is_fp8(self.base.dtype(key)):  # an fp8 file, read by a plan that keeps this key wider
             q, scale = self._file_fp8(key, dtype)
             return formats.dequantize(q, scale, dtype or torch.float32)
@@ -159,14 +160,14 @@ class QuantizingSource(TensorSource):
         """A float weight of the file (or one with updates) converted to the plan's fp8 (NaN and
         infinity refused)."""
         if key in self.updated:
-            return formats.quantize(self._updated(key), self.plan.fp8, what)
+            return formats.quantize(self._updated(key, self.plan.fp8), self.plan.fp8, what)
         entry = self.base.entries.get(key)
         if entry is not None and getattr(self.base, "folded", {}).get(key) is None:
             self._arena = self._arena or Arena()
             return convert_entry(entry, self.plan.fp8, what, self._arena)  # from the file, a slab at a time
         return formats.quantize(self.base.load(key), self.plan.fp8, what)
 
-    def _updated(self, key: str) -> torch.Tensor:
+    def _updated(self, key: str, held: torch.dtype) -> torch.Tensor:
         """``key``'s weight in float32 (an fp8 file's dequantized with its scale), checked, with its
         ``updates`` added (which check their sum): what is then rounded once to the dtype it is held in."""
         what = f"{self.description}: tensor {key}"
@@ -176,7 +177,7 @@ class QuantizingSource(TensorSource):
             seen = Largest()
             wide = self.base.load(key, torch.float32, inspect=seen)
             check_float(wide, what, seen)
-        self.updates(key, wide)
+        self.updates(key, wide, held)
         return wide
 
 

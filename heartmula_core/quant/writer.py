@@ -141,7 +141,8 @@ def write_checkpoint(folder: Path, files: list[Path], plan: WeightPlan, beside: 
     out = Path(out).expanduser()
     _check_out(out, folder)
     shards = [read_entries(f) for f in files]
-    source = QuantizingSource(TensorSource({k: e for s in shards for k, e in s.items()}, str(folder)), plan)
+    named = files[0] if len(files) == 1 else folder  # what messages about a tensor name
+    source = QuantizingSource(TensorSource({k: e for s in shards for k, e in s.items()}, str(named)), plan)
     layouts = [_layout(entries, plan, source) for entries in shards]
     items = [(output_target(out / f.name, "fp8 checkpoint"), ".safetensors", _shard_writer(e, o, plan, source))
              for f, e, o in zip(files, shards, layouts)]

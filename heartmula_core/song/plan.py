@@ -17,7 +17,7 @@ from ..lm.budget import check_fits, estimate_generation_bytes, frames_for_second
 from ..lm.prefix import Prefix, kept_lengths, kept_per_song
 from ..lm.prompt import Prompt, build_prompt
 from ..lm.vocab import audio_vocab
-from ..settings import SongSettings
+from ..settings import SongSettings, shown
 from .models import CodecModel, LMModel
 
 
@@ -29,7 +29,7 @@ class SongPlan:
     prompt: Prompt
     max_frames: int  # frames of the whole song, kept frames included
     start: Prefix | None  # the songs to continue, checked against the LM (None: new songs)
-    kept: tuple[int, ...]  # frames kept for each song written (empty for new songs)
+    kept: tuple[int, ...]  # frames kept of each song continued, each written batch_size times (empty: new songs)
     songs: int  # songs written
     eos_id: int
     codebook_size: int | None  # the codec's, when known (the LM never samples an id it refuses)
@@ -76,16 +76,16 @@ def plan_song(lm: LMModel, prompt: Prompt, settings: SongSettings, start: Prefix
     eos_id = lm.gen_config.audio_eos_id
     audio_vocab(lm.config.audio_vocab_size, eos_id, codebook_size)
     where = f"{name_of(names, 'continue_from')} {settings.continue_from or ''}".strip()
-    kept = tuple(kept_per_song(start, lm.config, eos_id, settings.batch_size, codebook_size, where))
-    check_fits(lm.config, prompt, max_frames, list(kept))
-    songs = len(kept) or settings.batch_size
+    kept = kept_per_song(start, lm.config, eos_id, codebook_size, where)  # per song of ``start``, not repeated
+    check_fits(lm.config, prompt, max_frames, kept)
+    songs = settings.batch_size * (len(kept) or 1)
     needed = estimate_generation_bytes(lm.config, prompt.length, max_frames, songs, settings.cfg_scale, lm.dtype,
-                                       list(kept))
+                                       kept)  # counts the longest and shortest kept only
     n = {k: name_of(names, k) for k in ("batch_size", "seconds", "dtype", "weight_dtype")}
-    lm.check_memory(needed, f"Sampling {songs} song(s) of up to {settings.seconds:g} s with {lm.name}",
+    lm.check_memory(needed, f"Sampling {shown(songs)} song(s) of up to {settings.seconds:g} s with {lm.name}",
                     f"Lower {n['batch_size']} or {n['seconds']}, pick a smaller {n['dtype']}, or hold the weights "
                     f"in fp8 ({n['weight_dtype']} fp8_e4m3fn).")
-    return SongPlan(settings, prompt, max_frames, start, kept, songs, eos_id, codebook_size, needed)
+    return SongPlan(settings, prompt, max_frames, start, tuple(kept), songs, eos_id, codebook_size, needed)
 
 
 @dataclass(frozen=True)
