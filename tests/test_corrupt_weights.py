@@ -104,6 +104,15 @@ def test_a_finite_but_huge_scale_is_refused(tmp_path, held):
         load_lm(folder, storage=STORAGES[held])
 
 
+@pytest.mark.parametrize("scale", [float("nan"), 0.0, -2.0])
+def test_a_scale_that_is_not_a_positive_number_names_the_file_and_tensor(tmp_path, scale):
+    folder = copy_lm(tmp_path)
+    damage(folder, lambda t: t.__setitem__(scale_key(KEY), torch.tensor(scale)))
+    with pytest.raises(CheckpointError, match=rf"{folder / 'model.safetensors'}: tensor {scale_key(KEY)} is "
+                                              rf"{scale}; a weight scale must be a positive finite number"):
+        load_lm(folder, storage=STORAGES["fp8_e4m3fn"])
+
+
 def test_the_limit_is_the_dtype_the_weight_is_used_in(tmp_path):
     """448 x 1000 fits float32 and bf16 but not fp16 (max 65504): refused only where it overflows."""
     folder = copy_lm(tmp_path)

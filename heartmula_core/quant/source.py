@@ -138,8 +138,8 @@ class QuantizingSource(TensorSource):
             formats.read_comfy_quant(self.base.load(self.file_marker[key]), self.file_marker[key], q.dtype)
         scale = self.base.load(self.file_scale[key], torch.float32).reshape(()) if key in self.file_scale else None
         if scale is not None and not (bool(torch.isfinite(scale)) and float(scale) > 0):
-            raise CheckpointError(f"{self.file_scale[key]} is {float(scale)}; a weight scale must be a positive "
-                                  "finite number. The file is corrupt; re-create it.")
+            raise CheckpointError(f"{self.description}: tensor {self.file_scale[key]} is {float(scale)}; a weight "
+                                  "scale must be a positive finite number. The file is corrupt; re-create it.")
         check_fp8(q, scale, f"{self.description}: tensor {key}", wide or self.used_as(key) or torch.float32, seen)
         return q, scale
 
