@@ -112,7 +112,8 @@ class QuantizingSource(TensorSource):
         if key in self.plan.scaled:  # a Linear kept wide whose host layer has a scale anyway
             self._scales[key] = torch.ones((), dtype=torch.float32)
         if key in self.updated:
-            return self._updated(key, dtype or self.dtype(key)).to(dtype or self.dtype(key))
+            held = dtype or self.dtype(key)
+            return self._updated(key, held).to(held)
         if formats.is_fp8(self.base.dtype(key)):  # an fp8 file, read by a plan that keeps this key wider
             q, scale = self._file_fp8(key, dtype)
             return formats.dequantize(q, scale, dtype or torch.float32)
