@@ -43,18 +43,15 @@ def _commit(files: dict[str, Path]) -> str:
     return digest.hexdigest()
 
 
-class StandInHub:
-    """``with StandInHub() as hub:`` serves the repos at ``hub.url``; ``hub.requests`` lists (method, path)."""
+class LocalServer:
+    """An HTTP server on a free port of 127.0.0.1 (``url``), serving on a thread inside ``with``."""
 
-    def __init__(self, repos: dict[str, dict[str, Path]] | None = None):
-        self.repos = repos if repos is not None else tiny_repos()
-        self.commits = {repo: _commit(files) for repo, files in self.repos.items()}
-        self.requests: list[tuple[str, str]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+    def _serve(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "StandInHub":
+    def __enter__(self):
         self.thread.start()
         return self
 
@@ -62,6 +59,16 @@ class StandInHub:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
+
+
+class StandInHub(LocalServer):
+    """``with StandInHub() as hub:`` serves the repos at ``hub.url``; ``hub.requests`` lists (method, path)."""
+
+    def __init__(self, repos: dict[str, dict[str, Path]] | None = None):
+        self.repos = repos if repos is not None else tiny_repos()
+        self.commits = {repo: _commit(files) for repo, files in self.repos.items()}
+        self.requests: list[tuple[str, str]] = []
+        self._serve(self._handler())
 
     def file_downloads(self) -> list[str]:
         """Paths of the files whose content was sent (GET of a resolve URL)."""

@@ -22,14 +22,12 @@ import json
 import os
 import re
 import sys
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from hub_standin import CKPT, quiet_handler, tiny_repos
+from hub_standin import CKPT, LocalServer, quiet_handler, tiny_repos
 
 API = "api/v1/models/"
 NOT_FOUND = {"Code": 10010205001, "Message": "Model not exists", "Success": False}
@@ -58,25 +56,14 @@ def _ranged(body: bytes, header: str | None) -> tuple[int, dict[str, str], bytes
                  "Content-Range": f"bytes {start}-{end}/{len(body)}"}, body[start:end + 1]
 
 
-class StandInModelScope:
+class StandInModelScope(LocalServer):
     """``with StandInModelScope() as ms:`` serves the repos at ``ms.url``; ``ms.requests`` lists
     (method, path, Range header)."""
 
     def __init__(self, repos: dict[str, dict[str, Path]] | None = None):
         self.repos = repos if repos is not None else tiny_repos()
         self.requests: list[tuple[str, str, str | None]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "StandInModelScope":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._serve(self._handler())
 
     def file_downloads(self) -> list[str]:
         """``repo/file`` of every file whose content was asked for (GET of a repo?FilePath= URL)."""
