@@ -19,7 +19,6 @@ Times are the median of ``--repeat`` builds, in milliseconds.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -59,11 +58,10 @@ def import_pack(comfyui: str | None):
         comfy.cli_args.args.cpu = True
     else:
         sys.path.insert(0, str(ROOT / "tests" / "host"))
-    spec = importlib.util.spec_from_file_location("heartmula_pack", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["heartmula_pack"] = pack
-    spec.loader.exec_module(pack)
+    sys.path.append(str(ROOT / "tests"))
+    from pack_import import import_pack
+
+    import_pack()
     from heartmula_pack.nodes import codes_io, file_listing
 
     return codes_io, file_listing

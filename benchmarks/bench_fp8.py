@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
@@ -39,10 +37,9 @@ from .bench_codec import MEDIUM as MEDIUM_CODEC
 from .bench_codec import TINY as TINY_CODEC
 from .bench_codec import write_random_checkpoint as write_random_codec
 from .lm_sizes import MEDIUM
-from .random_lm import random_lm, random_prompt
+from .random_lm import TINY_CKPT, random_prompt, write_lm
 from .table import print_table
 
-TINY_CKPT = Path(__file__).resolve().parents[1] / "tests" / "data" / "tiny" / "ckpt"
 F32, BF16 = torch.float32, torch.bfloat16
 # (label, compute dtype, weight dtype, scaled)
 VARIANTS = [
@@ -62,22 +59,6 @@ def unscaled():
         yield
     finally:
         formats.scale_for = original
-
-
-def write_medium_lm(folder: Path) -> Path:
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True)
-    config = {"model_type": "heartmula", "backbone": dataclasses.asdict(MEDIUM.backbone),
-              "decoder": dataclasses.asdict(MEDIUM.decoder), "text_vocab_size": MEDIUM.text_vocab_size,
-              "audio_vocab_size": MEDIUM.audio_vocab_size, "audio_num_codebooks": MEDIUM.audio_num_codebooks,
-              "muq_dim": MEDIUM.muq_dim}
-    (folder / "config.json").write_text(json.dumps(config))
-    save_file({k: v.contiguous() for k, v in random_lm(MEDIUM, "cpu", F32).state_dict().items()},
-              str(folder / "model.safetensors"))
-    for name in ("tokenizer.json", "gen_config.json"):
-        shutil.copy(TINY_CKPT / name, folder / name)
-    return folder
 
 
 def load_variant(folder, compute, weight_dtype, scaled):
@@ -190,7 +171,7 @@ def main(argv=None) -> None:
     sections = args.sections.split(",")
     title = f"torch {torch.__version__}, {args.threads} thread(s), CPU"
     with tempfile.TemporaryDirectory() as tmp:
-        medium_lm = write_medium_lm(Path(tmp) / "lm")
+        medium_lm = write_lm(MEDIUM, Path(tmp) / "lm")
         if "lm" in sections:
             lms = [("tiny", TINY_CKPT / "HeartMuLa-oss-3B"), ("medium", medium_lm)]
             lms += [("real", Path(args.lm_dir))] if args.lm_dir else []

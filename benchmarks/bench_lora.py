@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import statistics
 import tempfile
@@ -32,17 +31,17 @@ from pathlib import Path
 
 import torch
 
-from heartmula_core.lm.config import HeartMuLaConfig, LlamaConfig
+from heartmula_core.lm.config import HeartMuLaConfig
 from heartmula_core.lm.load import load_lm
 from heartmula_core.lora.fit import Adapter, LowRank
 from heartmula_core.lora.merge import Updates, merge_adapters, merge_bytes
 from heartmula_core.quant import formats
 from heartmula_core.quant.storage import WeightStorage
 
-from .bench_fp8 import TINY_CKPT, first_logits
+from .bench_fp8 import first_logits
 from .cpu_memory import peak_live_bytes
 from .lm_sizes import MEDIUM, REAL_3B
-from .random_lm import random_lm, random_prompt
+from .random_lm import random_prompt, write_lm
 from .table import print_table
 
 BLOCKS_3B = HeartMuLaConfig(backbone=dataclasses.replace(REAL_3B.backbone, num_layers=2),
@@ -50,22 +49,6 @@ BLOCKS_3B = HeartMuLaConfig(backbone=dataclasses.replace(REAL_3B.backbone, num_l
                             text_vocab_size=300, audio_vocab_size=REAL_3B.audio_vocab_size)
 SIZES = {"medium": (MEDIUM, 1.0), "3B-blocks": (BLOCKS_3B, (28 + 3) / (2 + 1))}
 PROJECTIONS = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.output_proj", "mlp.w1", "mlp.w2", "mlp.w3")
-
-
-def write_lm(config: HeartMuLaConfig, folder: Path) -> Path:
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True)
-    blob = {"model_type": "heartmula", "backbone": dataclasses.asdict(config.backbone),
-            "decoder": dataclasses.asdict(config.decoder), "text_vocab_size": config.text_vocab_size,
-            "audio_vocab_size": config.audio_vocab_size, "audio_num_codebooks": config.audio_num_codebooks,
-            "muq_dim": config.muq_dim}
-    (folder / "config.json").write_text(json.dumps(blob))
-    save_file({k: v.contiguous() for k, v in random_lm(config, "cpu", torch.float32).state_dict().items()},
-              str(folder / "model.safetensors"))
-    for name in ("tokenizer.json", "gen_config.json"):
-        shutil.copy(TINY_CKPT / name, folder / name)
-    return folder
 
 
 def random_adapter(model: torch.nn.Module, rank: int, seed: int = 0) -> Adapter:
@@ -86,9 +69,9 @@ class TimedUpdates(Updates):
         super().__init__(adapters)
         self.seconds = 0.0
 
-    def __call__(self, key, weight):
+    def __call__(self, key, weight, held=torch.float32):
         start = time.perf_counter()
-        super().__call__(key, weight)
+        super().__call__(key, weight, held)
         self.seconds += time.perf_counter() - start
 
 

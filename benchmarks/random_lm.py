@@ -1,4 +1,10 @@
-"""A HeartMuLa LM with random weights built directly on the target device (no checkpoint needed)."""
+"""A HeartMuLa LM with random weights built directly on the target device (no checkpoint needed),
+or written as a checkpoint folder the real loaders read (``write_lm``)."""
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
 
 import torch
 
@@ -21,6 +27,27 @@ def random_lm(config: HeartMuLaConfig, device, dtype, seed: int = 0):
     return model.eval()
 
 
+TINY_CKPT = Path(__file__).resolve().parents[1] / "tests" / "data" / "tiny" / "ckpt"
+
+
+def write_lm(config: HeartMuLaConfig, folder: Path) -> Path:
+    """An LM folder (config.json, float32 model.safetensors, the tiny checkpoint's tokenizer and
+    gen_config) holding ``random_lm(config)``."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    blob = {"model_type": "heartmula", "backbone": dataclasses.asdict(config.backbone),
+            "decoder": dataclasses.asdict(config.decoder), "text_vocab_size": config.text_vocab_size,
+            "audio_vocab_size": config.audio_vocab_size, "audio_num_codebooks": config.audio_num_codebooks,
+            "muq_dim": config.muq_dim}
+    (folder / "config.json").write_text(json.dumps(blob))
+    save_file({k: v.contiguous() for k, v in random_lm(config, "cpu", torch.float32).state_dict().items()},
+              str(folder / "model.safetensors"))
+    for name in ("tokenizer.json", "gen_config.json"):
+        shutil.copy(TINY_CKPT / name, folder / name)
+    return folder
+
+
 def random_prompt(config: HeartMuLaConfig, length: int = 120, seed: int = 0) -> Prompt:
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.zeros(length, 9, dtype=torch.long)
@@ -36,4 +63,4 @@ def no_early_end(config: HeartMuLaConfig) -> dict:
     return {"eos_id": config.audio_vocab_size - 1, "eos_check_every": 1 << 30}
 
 
-__all__ = ["random_lm", "random_prompt", "no_early_end", "GenConfig"]
+__all__ = ["random_lm", "random_prompt", "no_early_end", "write_lm", "GenConfig", "TINY_CKPT"]

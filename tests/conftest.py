@@ -12,7 +12,6 @@ Core tests keep importing ``heartmula_core`` from the repository root.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -27,7 +26,6 @@ torch.set_num_threads(int(os.environ.get("HEARTMULA_TEST_THREADS", "1")))
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR") or None
-PACK_NAME = "heartmula_pack"
 
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after everything else: ComfyUI's own top-level `nodes` must win
@@ -39,6 +37,8 @@ if COMFYUI_DIR:
         comfy.cli_args.args.cpu = True  # model_management picks its device at import
 else:
     sys.path.insert(0, str(TESTS / "host"))
+
+from pack_import import import_pack  # noqa: E402  (imports the pack only when called, on the host set above)
 
 
 def real_host() -> bool:
@@ -52,18 +52,6 @@ def host_version() -> tuple[int, ...]:
         return (999,)
     text = (Path(COMFYUI_DIR) / "comfyui_version.py").read_text()
     return tuple(int(part) for part in text.split("__version__ = ")[1].strip().strip("\"'").split("."))
-
-
-def import_pack():
-    """The pack as ComfyUI loads it (spec from the root __init__.py, registered in sys.modules)."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    spec = importlib.util.spec_from_file_location(PACK_NAME, ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

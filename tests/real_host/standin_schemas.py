@@ -7,7 +7,6 @@ the stand-in's schema cannot pass on the stand-in and fail in ComfyUI.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -17,11 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "tests" / "host"))
-    spec = importlib.util.spec_from_file_location("heartmula_pack", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["heartmula_pack"] = pack
-    spec.loader.exec_module(pack)
+    sys.path.insert(1, str(ROOT / "tests"))
+    from pack_import import import_pack
+
+    pack = import_pack()
     with_server_loras()
     out = {}
     for cls in pack.node_classes():
